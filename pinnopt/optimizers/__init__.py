@@ -1,0 +1,97 @@
+"""Optimizers by name: every optax optimizer, plus our own (registered with ``register``).
+
+``get(name, **hyperparameters)`` always returns an ``optax.GradientTransformationExtraArgs``;
+the solve loop calls ``update(grads, state, params, value=..., grad=..., value_fn=...)``
+so optimizers that need the loss (L-BFGS, BBI) work in the same loop as Adam.
+"""
+from __future__ import annotations
+
+import difflib
+import inspect
+import numbers
+from typing import Callable
+
+import optax
+
+DEFAULT_LEARNING_RATE = 1e-3
+
+# Every public optimizer factory defined in optax's alias module, found by introspection so
+# new optax releases are picked up without a list to maintain here.
+_OPTAX: dict[str, Callable] = {
+    n: getattr(optax, n)
+    for n in dir(optax)
+    if callable(getattr(optax, n)) and getattr(getattr(optax, n), "__module__", "") == "optax._src.alias"
+}
+_CUSTOM: dict[str, Callable] = {}
+
+# Hyperparameters that must lie in [0, 1] (decay rates) and ones that must be >= 0.
+_UNIT_INTERVAL = {"b1", "b2", "b3", "momentum", "decay", "beta", "decay_rate"}
+_NON_NEGATIVE = {"eps", "eps_root", "weight_decay", "initial_accumulator_value", "memory_size"}
+
+
+def register(name: str, factory: Callable) -> None:
+    """Register an optimizer factory ``(**hyperparameters) -> GradientTransformation``."""
+    _CUSTOM[name] = factory
+
+
+def available() -> list[str]:
+    return sorted(set(_OPTAX) | set(_CUSTOM))
+
+
+def _factory(name: str) -> Callable:
+    if name in _CUSTOM:
+        return _CUSTOM[name]
+    if name in _OPTAX:
+        return _OPTAX[name]
+    close = difflib.get_close_matches(name, available(), n=3, cutoff=0.5)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    raise ValueError(f"unknown optimizer {name!r}.{hint} Available: {', '.join(available())}")
+
+
+def _validate(name: str, factory: Callable, hyperparameters: dict) -> dict:
+    sig = inspect.signature(factory)
+    params = sig.parameters
+    takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    for key in hyperparameters:
+        if key not in params and not takes_kwargs:
+            close = difflib.get_close_matches(key, list(params), n=3, cutoff=0.5)
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            raise ValueError(f"optimizer {name!r} has no hyperparameter {key!r}.{hint} "
+                             f"Accepted: {', '.join(params)}")
+    out = dict(hyperparameters)
+    lr = params.get("learning_rate")
+    if lr is not None and "learning_rate" not in out and lr.default is inspect.Parameter.empty:
+        out["learning_rate"] = DEFAULT_LEARNING_RATE
+    for key, val in out.items():
+        if callable(val) or not isinstance(val, numbers.Real) or isinstance(val, bool):
+            continue
+        if key == "learning_rate" and not val > 0:
+            raise ValueError(f"optimizer {name!r}: learning_rate must be positive, got {val}")
+        if key in _UNIT_INTERVAL and not 0 <= val <= 1:
+            raise ValueError(f"optimizer {name!r}: {key} must lie in [0, 1], got {val}")
+        if key in _NON_NEGATIVE and val < 0:
+            raise ValueError(f"optimizer {name!r}: {key} must be non-negative, got {val}")
+    return out
+
+
+def get(name: str, **hyperparameters) -> optax.GradientTransformationExtraArgs:
+    """The optimizer ``name`` built with ``hyperparameters``.
+
+    A learning rate that the factory requires defaults to 1e-3. Raises ``ValueError`` for an
+    unknown name (listing the closest names), an unknown hyperparameter, or an invalid value.
+    """
+    factory = _factory(name)
+    kwargs = _validate(name, factory, hyperparameters)
+    try:
+        tx = factory(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"optimizer {name!r}: {err}") from err
+    return optax.with_extra_args_support(tx)
+
+
+def needs_value(name: str) -> bool:
+    """Whether the optimizer reads the loss value (informational; the loop always passes it)."""
+    return name in {"lbfgs", "polyak_sgd"} or name in _CUSTOM
+
+
+__all__ = ["available", "get", "register", "needs_value", "DEFAULT_LEARNING_RATE"]
