@@ -11,6 +11,8 @@ import inspect
 import numbers
 from typing import Callable
 
+import jax
+import jax.numpy as jnp
 import optax
 
 DEFAULT_LEARNING_RATE = 1e-3
@@ -86,7 +88,14 @@ def get(name: str, **hyperparameters) -> optax.GradientTransformationExtraArgs:
         tx = factory(**kwargs)
     except (TypeError, ValueError) as err:
         raise ValueError(f"optimizer {name!r}: {err}") from err
-    return optax.with_extra_args_support(tx)
+    tx = optax.with_extra_args_support(tx)
+    return optax.GradientTransformationExtraArgs(lambda params: _strongly_typed(tx.init(params)), tx.update)
+
+
+def _strongly_typed(tree):
+    """Drop weak types from a state: some optax states (L-BFGS line search) start weakly typed
+    and come back strongly typed, which would recompile a jitted step and break ``lax.scan``."""
+    return jax.tree.map(lambda x: jnp.array(x, dtype=jnp.asarray(x).dtype) if hasattr(x, "dtype") else x, tree)
 
 
 def needs_value(name: str) -> bool:
