@@ -1,0 +1,213 @@
+"""The ``pinnopt`` command: list, solve, plot, bench."""
+from __future__ import annotations
+
+import argparse
+import ast
+import datetime as _dt
+import json
+import os
+import sys
+from typing import Optional, Sequence
+
+
+def parse_assignments(items: Optional[Sequence[str]], what: str) -> dict:
+    """``["lr=0.1", "weights={'bc': 1e5}"]`` -> ``{"lr": 0.1, "weights": {"bc": 100000.0}}``.
+
+    Values are Python/JSON literals; anything else is kept as a string.
+    """
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise SystemExit(f"error: {what} option {item!r} must look like key=value")
+        key, raw = item.split("=", 1)
+        key = key.strip().replace("-", "_")
+        try:
+            val = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            low = raw.strip().lower()
+            val = {"true": True, "false": False, "none": None, "null": None}.get(low, raw)
+        out[key] = val
+    return out
+
+
+def _cmd_list(args) -> int:
+    from pinnopt import balancing, constraints, optimizers, problems
+
+    print("problems:           " + ", ".join(problems.available()))
+    print("optimizers:         " + ", ".join(optimizers.available()))
+    print("constraint methods: " + ", ".join(constraints.available()))
+    print("balancers:          " + ", ".join(balancing.available()))
+    return 0
+
+
+def _solve_settings(args) -> dict:
+    """The settings of a solve, from config.json when resuming, overridden by explicit flags."""
+    problem_kwargs = parse_assignments(args.problem_arg, "--problem-arg")
+    if args.dim is not None:
+        problem_kwargs["dim"] = args.dim
+    opt_kwargs = parse_assignments(args.opt_arg, "--opt-arg")
+    if args.lr is not None:
+        opt_kwargs["learning_rate"] = args.lr
+    settings = {
+        "problem": args.problem, "problem_kwargs": problem_kwargs,
+        "optimizer": args.optimizer, "optimizer_kwargs": opt_kwargs,
+        "constraints": args.constraints, "constraint_kwargs": parse_assignments(args.constraint_arg, "--constraint-arg"),
+        "balancing": args.balancing, "balancing_kwargs": parse_assignments(args.balancing_arg, "--balancing-arg"),
+        "steps": args.steps, "seed": args.seed, "chunk": args.chunk,
+    }
+    if args.resume:
+        path = os.path.join(args.resume, "config.json")
+        if not os.path.exists(path):
+            raise SystemExit(f"error: --resume {args.resume}: no config.json there (not a run directory)")
+        with open(path) as fh:
+            saved = json.load(fh)
+        cli = saved.get("cli", {})
+        for key, val in settings.items():
+            if val is None or val == {}:
+                settings[key] = cli.get(key, saved.get(key))
+        if args.problem is not None and args.problem != cli.get("problem"):
+            raise SystemExit(f"error: --resume {args.resume} is a run of {cli.get('problem')!r}, not {args.problem!r}")
+    defaults = {"optimizer": "adam", "constraints": "al", "balancing": "sum", "steps": 1000, "seed": 0, "chunk": 250}
+    for key, val in defaults.items():
+        if settings[key] is None:
+            settings[key] = val
+    if settings["problem"] is None:
+        raise SystemExit("error: name a problem (see `pinnopt list`) or --resume a run directory")
+    return settings
+
+
+def _cmd_solve(args) -> int:
+    import pinnopt
+    from pinnopt.solve import NonFiniteError
+
+    s = _solve_settings(args)
+    try:
+        problem = pinnopt.problems.get(s["problem"], **s["problem_kwargs"])
+    except ValueError as err:
+        raise SystemExit(f"error: {err}")
+    if args.resume:
+        out = args.resume
+    else:
+        name = args.name or f"{s['problem']}-{s['optimizer']}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
+        out = os.path.join(args.runs, name)
+        if os.path.exists(os.path.join(out, "config.json")):
+            raise SystemExit(f"error: run directory {out} exists; use --resume {out} or another --name")
+    print(f"run directory: {out}")
+    try:
+        res = pinnopt.solve(
+            problem, optimizer=s["optimizer"], constraints=s["constraints"], balancing=s["balancing"],
+            steps=s["steps"], seed=s["seed"], chunk=s["chunk"], out=out, resume=args.resume,
+            optimizer_kwargs=s["optimizer_kwargs"], constraint_kwargs=s["constraint_kwargs"],
+            balancing_kwargs=s["balancing_kwargs"], progress=not args.no_progress,
+            problem_config={"name": s["problem"], **s["problem_kwargs"]})
+    except NonFiniteError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
+    except ValueError as err:
+        raise SystemExit(f"error: {err}")
+    # Remember the CLI settings so `--resume` can rebuild the same problem and methods.
+    from pinnopt.rundir import RunDir
+
+    rd = RunDir(out)
+    cfg = rd.read_json("config.json")
+    cfg["cli"] = s
+    rd.write_json("config.json", cfg)
+    print(format_summary(res.summary))
+    if not args.no_plots:
+        from pinnopt.plots import plot_run
+
+        for path in plot_run(out):
+            print(f"plot: {path}")
+    return 0
+
+
+def format_summary(summary: dict) -> str:
+    """The final table of a run: one metric a line."""
+    final = summary.get("final", {})
+    lines = [f"{'metric':<36} value", "-" * 52]
+    lines.append(f"{'steps':<36} {summary['steps']}")
+    if summary.get("steps_per_second"):
+        lines.append(f"{'steps per second':<36} {summary['steps_per_second']:.1f}")
+    if summary.get("best_loss") is not None:
+        lines.append(f"{'best loss':<36} {summary['best_loss']:.6g}")
+    order = ("loss", "objective", "constraint_loss", "raw/", "violation/", "heldout_violation/", "lam/",
+             "mu/", "sigma/", "causal/", "eval/", "heldout_raw/")
+    shown = set()
+    for prefix in order:
+        for key in sorted(final):
+            if key.startswith(prefix) and key not in shown and isinstance(final[key], (int, float)):
+                shown.add(key)
+                lines.append(f"{key:<36} {final[key]:.6g}")
+    if summary.get("known_minimum"):
+        lines.append(f"{'known minimum':<36} {summary['known_minimum']['value']:.6g}")
+    lines.append(f"{'non-finite steps skipped':<36} {summary.get('nonfinite_total', 0)}")
+    return "\n".join(lines)
+
+
+def _cmd_plot(args) -> int:
+    from pinnopt.plots import plot_run
+
+    try:
+        paths = plot_run(args.run_dir)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"error: {err}")
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    from pinnopt import bench
+
+    return bench.cli(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pinnopt", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="problems, optimizers, constraint methods, balancers").set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("solve", help="train a problem; writes a run directory")
+    p.add_argument("problem", nargs="?", help="problem name (see `pinnopt list`)")
+    p.add_argument("--dim", type=int, help="dimension of a test function (same as -p dim=N)")
+    p.add_argument("-p", "--problem-arg", action="append", metavar="KEY=VALUE", help="problem option")
+    p.add_argument("--optimizer", "-o", help="optimizer name (default adam)")
+    p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--opt-arg", action="append", metavar="KEY=VALUE", help="optimizer hyperparameter")
+    p.add_argument("--constraints", "-c", help="constraint method: al, penalty, none (default al)")
+    p.add_argument("--constraint-arg", action="append", metavar="KEY=VALUE", help="constraint-method option")
+    p.add_argument("--balancing", "-b", help="balancer: sum, homoscedastic, spatial, causal (default sum)")
+    p.add_argument("--balancing-arg", action="append", metavar="KEY=VALUE", help="balancer option")
+    p.add_argument("--steps", type=int, help="total steps (default 1000; with --resume: the run's own)")
+    p.add_argument("--seed", type=int, help="seed (default 0)")
+    p.add_argument("--chunk", type=int, help="steps per compiled chunk (default 250)")
+    p.add_argument("--runs", default="runs", help="folder of run directories (default ./runs)")
+    p.add_argument("--name", help="run name (default PROBLEM-OPTIMIZER-TIME)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-plots", action="store_true", help="do not write plots at the end")
+    p.set_defaults(func=_cmd_solve)
+
+    p = sub.add_parser("plot", help="write PNG figures of a run into RUN_DIR/plots")
+    p.add_argument("run_dir")
+    p.set_defaults(func=_cmd_plot)
+
+    try:
+        from pinnopt import bench
+    except ImportError:  # the bench engine is optional at import time
+        bench = None
+    if bench is not None and hasattr(bench, "add_arguments"):
+        p = sub.add_parser("bench", help="compare optimizers on a problem over many vmapped runs")
+        bench.add_arguments(p)
+        p.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

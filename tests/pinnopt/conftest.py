@@ -1,0 +1,55 @@
+"""Small problems shared by the solve-loop tests."""
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import pytest
+
+from pinnopt.terms import Constraint, Objective
+
+
+class _MLP(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        x = nn.tanh(nn.Dense(8)(x))
+        return nn.Dense(1)(x)[..., 0]
+
+
+@dataclasses.dataclass(frozen=True)
+class FitSine:
+    """Fit u(x) = sin(pi x) on fresh random points each step, subject to u(x) <= cap point-wise.
+
+    Exercises everything stateful at once: network params, a resampled batch (the PRNG key
+    stream), coordinates for the spatial balancer, and an inequality constraint for AL.
+    ``nan_fraction`` makes that share of the sampled batches produce a NaN loss.
+    """
+
+    n: int = 32
+    cap: float = 0.8
+    nan_fraction: float = 0.0
+    name: str = "fit_sine"
+
+    def init(self, key):
+        return _MLP().init(key, jnp.zeros((1, 1)))
+
+    def sample(self, key, step):
+        k1, k2 = jax.random.split(key)
+        return {"x": jax.random.uniform(k1, (self.n, 1), minval=-1.0, maxval=1.0),
+                "u": jax.random.uniform(k2, ())}
+
+    def terms(self, params, batch):
+        x = batch["x"]
+        u = _MLP().apply(params, x)
+        loss = (u - jnp.sin(jnp.pi * x[:, 0])) ** 2
+        loss = jnp.where(batch["u"] < self.nan_fraction, jnp.nan, loss)
+        return {"fit": Objective(loss, coords=x), "cap": Constraint(u - self.cap, "ineq", coords=x)}
+
+    def evaluate(self, params):
+        x = jnp.linspace(-1, 1, 101)[:, None]
+        return {"max_u": jnp.max(_MLP().apply(params, x))}
+
+
+@pytest.fixture
+def fit_sine():
+    return FitSine()
