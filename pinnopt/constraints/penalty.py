@@ -1,0 +1,73 @@
+"""The quadratic penalty method, and ``none`` (constraints reported, not enforced)."""
+from __future__ import annotations
+
+from typing import Mapping
+
+import jax.numpy as jnp
+
+from pinnopt.constraints.base import (ConstraintMethod, ConstraintState, check_constraints, violation,
+                                      violation_metrics, zero_loss)
+from pinnopt.constraints.schedule import PenaltyScheduleState, PerName, penalty_schedule
+from pinnopt.terms import Constraint
+
+
+def penalty(
+    decay: float = 0.9,
+    check_every: int = 500,
+    min_improvement: float = 0.1,
+    factor: float = 10.0,
+    mu_init: PerName = 1.0,
+    mu_max: PerName = 1e4,
+    adaptive: bool = True,
+    tolerance: float = 0.0,
+) -> ConstraintMethod:
+    """Quadratic penalty: loss = sum_i mu_i / 2 * c_i^2.
+
+    c_i is the non-negative aggregated violation (``violation(..., signed=False)``): mean of
+    max(0, value) for an inequality, mean of |value| for an equality. mu_i follows the
+    adaptive ``penalty_schedule`` (all arguments are its options; ``adaptive=False`` keeps
+    mu fixed at ``mu_init``). At a fixed mu the minimiser violates the constraint by O(1/mu):
+    exact satisfaction needs mu -> infinity, which is what the augmented Lagrangian avoids.
+    """
+    schedule = penalty_schedule(decay=decay, check_every=check_every, min_improvement=min_improvement,
+                                factor=factor, mu_init=mu_init, mu_max=mu_max, adaptive=adaptive,
+                                tolerance=tolerance)
+
+    def init(constraints: Mapping[str, Constraint]) -> ConstraintState:
+        check_constraints(constraints, constraints)
+        names = {n: 0.0 for n in constraints}
+        return ConstraintState(schedule.init(names), {}, jnp.asarray(0, jnp.int32))
+
+    def loss(constraints, state: ConstraintState):
+        check_constraints(constraints, state.penalty.mu)
+        total, metrics = zero_loss(), violation_metrics(constraints)
+        for name, con in constraints.items():
+            c, mu = violation(con), state.penalty.mu[name]
+            total = total + 0.5 * mu * c**2
+            metrics[f"mu/{name}"] = mu
+        return total, metrics
+
+    def update(constraints, state: ConstraintState) -> ConstraintState:
+        check_constraints(constraints, state.penalty.mu)
+        c = {name: violation(con) for name, con in constraints.items()}
+        return ConstraintState(schedule.update(c, state.penalty), state.multipliers, state.count + 1)
+
+    return ConstraintMethod(init, loss, update)
+
+
+def none() -> ConstraintMethod:
+    """Ignore the constraints: loss 0, state unchanged but the step count; violations still reported."""
+
+    def init(constraints: Mapping[str, Constraint]) -> ConstraintState:
+        check_constraints(constraints, constraints)
+        empty = PenaltyScheduleState({}, {}, {}, jnp.asarray(0, jnp.int32))
+        return ConstraintState(empty, {}, jnp.asarray(0, jnp.int32))
+
+    def loss(constraints, state: ConstraintState):
+        check_constraints(constraints, constraints)
+        return zero_loss(), violation_metrics(constraints)
+
+    def update(constraints, state: ConstraintState) -> ConstraintState:
+        return state._replace(count=state.count + 1)
+
+    return ConstraintMethod(init, loss, update)

@@ -1,0 +1,221 @@
+"""Constraint methods: KKT points, penalty scaling, the traced-multiplier regression, conformance."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from pinnopt import constraints
+from pinnopt.constraints import violation
+from pinnopt.problems.toys import ConstrainedQuadratic
+from pinnopt.terms import Constraint, split_terms
+
+INEQ = ConstrainedQuadratic()  # min (x0-2)^2 + (x1-1)^2 s.t. x0 + x1 <= 1: x* = (1, 0), lam* = 2
+EQ = ConstrainedQuadratic(a_in=(), b_in=(), a_eq=((1.0, 1.0),), b_eq=(4.0,))  # lam* = -1
+BOTH = ConstrainedQuadratic(target=(2.0, 1.0, 0.0), a_eq=((1.0, -1.0, 0.0),), b_eq=(0.5,),
+                            a_in=((1.0, 1.0, 1.0),), b_in=(1.0,))
+
+
+def constraints_of(problem, x):
+    return split_terms(problem.terms(x, None))[1]
+
+
+def lagrangian(problem, method):
+    """x, state -> (f(x) + method loss, constraints at x)."""
+
+    def fn(x, state):
+        objectives, cons = split_terms(problem.terms(x, None))
+        return objectives["f"].loss + method.loss(cons, state)[0], cons
+
+    return fn
+
+
+def minimise(problem, method, learning_rate, steps, x0=None):
+    """Plain gradient descent, method.update once per step at the step's params, in one lax.scan."""
+    x0 = problem.init(None) if x0 is None else x0
+    state0 = method.init(constraints_of(problem, x0))
+    opt = optax.sgd(learning_rate)
+    value_and_grad = jax.value_and_grad(lagrangian(problem, method), has_aux=True)
+
+    def step(carry, _):
+        x, state, opt_state = carry
+        (_, cons), grad = value_and_grad(x, state)
+        state = method.update(cons, state)
+        updates, opt_state = opt.update(grad, opt_state, x)
+        return (optax.apply_updates(x, updates), state, opt_state), None
+
+    run = jax.jit(lambda carry: jax.lax.scan(step, carry, None, steps)[0])
+    x, state, _ = run((x0, state0, opt.init(x0)))
+    return x, state
+
+
+# --- (a) the augmented Lagrangian reaches the KKT point -------------------------------------
+
+def multipliers_of(problem, state):
+    names = [f"eq{i}" for i in range(len(problem.b_eq))] + [f"ineq{i}" for i in range(len(problem.b_in))]
+    return np.array([float(state.multipliers[n]) for n in names])
+
+
+def assert_at_kkt_point(problem, x, state, atol=1e-4):
+    x_star, lam_star = problem.kkt()
+    np.testing.assert_allclose(np.asarray(x), x_star, atol=atol)
+    np.testing.assert_allclose(multipliers_of(problem, state), lam_star, atol=atol)
+
+
+@pytest.mark.parametrize("problem", [INEQ, EQ, BOTH], ids=["ineq", "eq", "eq+ineq"])
+def test_al_reaches_kkt_point(problem):
+    # Method of multipliers: fixed mu = 1, 20 descent steps per multiplier update (enough to
+    # solve each inner problem to float32 precision), 16 updates. The multiplier error
+    # shrinks by a constant factor (1 + mu |a|^2 / 2 for these quadratics) at each update.
+    # (Not run on: once an inequality multiplier reaches lam* to float32 precision it may
+    # land one ulp above, where the hinge form is non-smooth at the solution and fixed-step
+    # descent chatters across it; the "phr" form below does not.)
+    method = constraints.get("al", mu_init=1.0, adaptive=False, update_every=20)
+    x, state = minimise(problem, method, learning_rate=0.1, steps=20 * 16)
+    assert_at_kkt_point(problem, x, state)
+
+
+@pytest.mark.parametrize("problem", [INEQ, EQ, BOTH], ids=["ineq", "eq", "eq+ineq"])
+def test_al_phr_form_reaches_and_stays_at_kkt_point(problem):
+    method = constraints.get("al", mu_init=1.0, adaptive=False, update_every=20, inequality="phr")
+    x, state = minimise(problem, method, learning_rate=0.1, steps=20 * 200)
+    assert_at_kkt_point(problem, x, state, atol=1e-6)
+
+
+def test_al_multiplier_error_contracts_by_one_plus_mu():
+    # For INEQ the inner minimiser at multiplier lam has c = (2 - lam) / (1 + mu), so the
+    # update lam + mu c leaves the error 2 - lam divided by 1 + mu.
+    for mu in [1.0, 3.0]:
+        method = constraints.get("al", mu_init=mu, adaptive=False, update_every=40)
+        errors = [2 - float(minimise(INEQ, method, 0.5 / (1 + mu), 40 * k)[1].multipliers["ineq0"])
+                  for k in (1, 2, 3)]
+        np.testing.assert_allclose(errors, [2 / (1 + mu) ** k for k in (1, 2, 3)], rtol=1e-3)
+
+
+def test_al_with_adaptive_penalty_reaches_kkt_point():
+    # The schedule raises mu (the violation does not halve within some 20-step windows) up
+    # to its cap, chosen so that the fixed step 0.1 stays stable; the multipliers converge.
+    method = constraints.get("al", mu_init=1.0, mu_max=4.0, factor=2.0, check_every=20, min_improvement=0.5,
+                             update_every=20, inequality="phr")
+    x, state = minimise(BOTH, method, learning_rate=0.1, steps=20 * 100)
+    mus = [float(m) for m in state.penalty.mu.values()]
+    assert max(mus) > 1.0 and max(mus) <= 4.0
+    assert_at_kkt_point(BOTH, x, state, atol=1e-6)
+
+
+def test_penalty_alone_does_not_reach_kkt_point():
+    # The same loop with the penalty method stops short: the multiplier is what closes the gap.
+    method = constraints.get("penalty", mu_init=1.0, adaptive=False)
+    x, _ = minimise(INEQ, method, learning_rate=0.1, steps=20 * 16)
+    assert float(jnp.sum(x) - 1) > 0.9  # violation 2 / (1 + mu) = 1
+
+
+# --- (b) the penalty's violation falls like 1 / mu ------------------------------------------
+
+def test_penalty_violation_shrinks_like_one_over_mu():
+    violations = []
+    for mu in [1.0, 10.0, 100.0, 1000.0]:
+        method = constraints.get("penalty", mu_init=mu, adaptive=False)
+        # From the unconstrained minimiser, with step 1 / L (L = 2 + 2 mu, the curvature across
+        # the constraint): converges in a few steps whatever mu, as the violation depends
+        # only on the direction across the constraint.
+        x0 = jnp.asarray(INEQ.target, jnp.float32)
+        x, _ = minimise(INEQ, method, learning_rate=1 / (2 + 2 * mu), steps=50, x0=x0)
+        violations.append(float(violation(constraints_of(INEQ, x)["ineq0"])))
+    violations = np.array(violations)
+    assert np.all(np.diff(violations) < 0), violations
+    mus = np.array([1.0, 10.0, 100.0, 1000.0])
+    # Stationarity gives c = 2 / (1 + mu) exactly; mu * c tends to lam* = 2.
+    np.testing.assert_allclose(violations, 2 / (1 + mus), rtol=1e-3)
+    assert np.all((mus * violations > 0.99) & (mus * violations < 2.0))
+
+
+# --- (c) the multiplier is a traced value of the compiled step ------------------------------
+
+def _step_with_trace_counter(problem, method):
+    traces = []
+
+    @jax.jit
+    def step(x, state):
+        traces.append(None)  # runs only while tracing
+        return jax.value_and_grad(lambda x: lagrangian(problem, method)(x, state)[0])(x)
+
+    return step, traces
+
+
+def test_multiplier_reaches_the_compiled_step_as_a_traced_value():
+    method = constraints.get("al")
+    x = jnp.array([1.5, 0.5])  # violates x0 + x1 <= 1 by c = 1
+    state0 = method.init(constraints_of(INEQ, x))
+    # A second multiplier state made the way training makes it: by the jitted update.
+    state1 = jax.jit(method.update)(constraints_of(INEQ, x), state0)
+    assert float(state1.multipliers["ineq0"]) == 1.0  # lam + mu c = 0 + 1 * 1
+
+    step, traces = _step_with_trace_counter(INEQ, method)
+    loss0, grad0 = step(x, state0)
+    loss1, grad1 = step(x, state1)
+    assert len(traces) == 1 and step._cache_size() == 1  # one compiled function served both
+    # The multiplier enters as lam * c: the loss moves by 1 * c = 1, the gradient by 1 * dc/dx.
+    np.testing.assert_allclose(float(loss1 - loss0), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(grad1 - grad0), [1.0, 1.0], rtol=1e-6)
+
+
+def test_the_regression_check_catches_a_multiplier_frozen_into_the_closure():
+    # The motivating bug, reproduced on purpose: the state is read from an enclosing Python
+    # variable, so jit freezes the first multiplier into the compiled function. The checks
+    # of the test above fail for it: same loss, same gradient, under one compilation.
+    method = constraints.get("al")
+    x = jnp.array([1.5, 0.5])
+    current = {"state": method.init(constraints_of(INEQ, x))}
+    buggy = jax.jit(jax.value_and_grad(lambda x: lagrangian(INEQ, method)(x, current["state"])[0]))
+    loss0, grad0 = buggy(x)
+    current["state"] = method.update(constraints_of(INEQ, x), current["state"])
+    loss1, grad1 = buggy(x)
+    assert float(current["state"].multipliers["ineq0"]) == 1.0
+    assert float(loss1) == float(loss0) and np.array_equal(grad1, grad0)
+
+
+def test_al_loss_is_lam_c_plus_half_mu_c_squared():
+    method = constraints.get("al")
+    cons = {"e": Constraint(jnp.array([0.5, -1.5]), "eq"), "i": Constraint(jnp.array([2.0, -1.0]), "ineq")}
+    state = method.init(cons)
+    state = state._replace(multipliers={"e": jnp.float32(-2.0), "i": jnp.float32(3.0)},
+                           penalty=state.penalty._replace(mu={"e": jnp.float32(4.0), "i": jnp.float32(10.0)}))
+    loss, metrics = method.loss(cons, state)
+    c_e, c_i = -0.5, 1.0  # signed mean for eq, mean(max(0, v)) for ineq
+    expected = -2.0 * c_e + 2.0 * c_e**2 + 3.0 * c_i + 5.0 * c_i**2
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-6)
+    assert float(metrics["violation/e"]) == 1.0  # reported violation is mean |value|
+    assert float(metrics["violation/i"]) == 1.0
+    assert float(metrics["lam/e"]) == -2.0 and float(metrics["mu/i"]) == 10.0
+
+
+def test_al_update_every_holds_multipliers_between_updates():
+    method = constraints.get("al", update_every=3, adaptive=False)
+    cons = {"e": Constraint(jnp.array(1.0), "eq")}
+    state, update = method.init(cons), jax.jit(method.update)
+    lams = []
+    for _ in range(7):
+        state = update(cons, state)
+        lams.append(float(state.multipliers["e"]))
+    assert lams == [0.0, 0.0, 1.0, 1.0, 1.0, 2.0, 2.0]
+    assert int(state.count) == 7
+
+
+def test_penalty_loss_uses_absolute_equality_violation():
+    method = constraints.get("penalty", mu_init={"e": 4.0})
+    cons = {"e": Constraint(jnp.array([1.0, -3.0]), "eq"), "i": Constraint(jnp.array(-1.0), "ineq")}
+    state = method.init(cons)
+    loss, metrics = method.loss(cons, state)
+    np.testing.assert_allclose(float(loss), 0.5 * 4.0 * 2.0**2, rtol=1e-6)  # c_e = 2, c_i = 0
+    assert set(metrics) == {"violation/e", "violation/i", "mu/e", "mu/i"}
+    assert float(metrics["mu/i"]) == 1.0
+
+
+def test_violation_aggregates():
+    v = jnp.array([1.0, -3.0, 0.5, -0.5])
+    assert float(violation(Constraint(v, "ineq"))) == pytest.approx(1.5 / 4)
+    assert float(violation(Constraint(v, "ineq"), signed=True)) == pytest.approx(1.5 / 4)
+    assert float(violation(Constraint(v, "eq"))) == pytest.approx(5.0 / 4)
+    assert float(violation(Constraint(v, "eq"), signed=True)) == pytest.approx(-2.0 / 4)
+    assert violation(Constraint(jnp.array(-2.0), "eq")).shape == ()
