@@ -12,7 +12,12 @@ from pinnopt.checkpoint import Checkpointer
 from pinnopt.solve import NonFiniteError, TrainState, init_state, make_step
 from pinnopt import balancing, constraints, optimizers
 
-from conftest import FitSine
+from solve_problems import FitSine
+
+
+@pytest.fixture
+def fit_sine():
+    return FitSine()
 
 
 def leaves_equal(a, b):

@@ -1,10 +1,9 @@
-"""Small problems shared by the solve-loop tests."""
+"""Small problems shared by the solve-loop tests (a plain module: conftest.py names clash across test folders)."""
 import dataclasses
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import pytest
 
 from pinnopt.terms import Constraint, Objective
 
@@ -49,7 +48,3 @@ class FitSine:
         x = jnp.linspace(-1, 1, 101)[:, None]
         return {"max_u": jnp.max(_MLP().apply(params, x))}
 
-
-@pytest.fixture
-def fit_sine():
-    return FitSine()
