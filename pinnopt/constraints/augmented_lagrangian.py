@@ -70,6 +70,9 @@ def augmented_lagrangian(
     if inequality not in INEQUALITY_FORMS:
         raise ValueError(f"inequality must be one of {INEQUALITY_FORMS}, got {inequality!r}")
     phr = inequality == "phr"
+    schedule = penalty_schedule(decay=decay, check_every=check_every, min_improvement=min_improvement,
+                                factor=factor, mu_init=mu_init, mu_max=mu_max, adaptive=adaptive,
+                                tolerance=tolerance)
 
     def signed_violation(con: Constraint) -> jax.Array:
         """The c that enters lam c and the multiplier update."""
@@ -81,12 +84,9 @@ def augmented_lagrangian(
         if phr and con.kind == "ineq":
             return (jnp.maximum(lam + mu * c, 0) ** 2 - lam**2) / (2 * mu)
         return lam * c + 0.5 * mu * c**2
-    schedule = penalty_schedule(decay=decay, check_every=check_every, min_improvement=min_improvement,
-                                factor=factor, mu_init=mu_init, mu_max=mu_max, adaptive=adaptive,
-                                tolerance=tolerance)
 
     def init(constraints: Mapping[str, Constraint]) -> ConstraintState:
-        check_constraints(constraints, constraints)
+        check_constraints(constraints)
         lam0 = resolve_per_name("lam_init", lam_init, list(constraints), 0.0)
         for name, con in constraints.items():
             if con.kind == "ineq" and lam0[name] < 0:

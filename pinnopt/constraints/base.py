@@ -52,11 +52,13 @@ def violation(constraint: Constraint, signed: bool = False) -> jax.Array:
     return jnp.mean(value) if signed else jnp.mean(jnp.abs(value))
 
 
-def check_constraints(constraints: Mapping[str, Constraint], state_names) -> None:
-    """The constraints passed to loss/update must be those the state was built for (a static check)."""
+def check_constraints(constraints: Mapping[str, Constraint], state_names=None) -> None:
+    """Constraints are ``Constraint``s and, for loss/update, those the state was built for (static checks)."""
     for name, con in constraints.items():
         if not isinstance(con, Constraint):
             raise TypeError(f"constraint {name!r} is a {type(con).__name__}, expected pinnopt.Constraint")
+    if state_names is None:
+        return
     names, expected = set(constraints), set(state_names)
     if names != expected:
         raise ValueError(f"constraints {sorted(names)} do not match the method state, "

@@ -34,7 +34,7 @@ def penalty(
                                 tolerance=tolerance)
 
     def init(constraints: Mapping[str, Constraint]) -> ConstraintState:
-        check_constraints(constraints, constraints)
+        check_constraints(constraints)
         names = {n: 0.0 for n in constraints}
         return ConstraintState(schedule.init(names), {}, jnp.asarray(0, jnp.int32))
 
@@ -59,12 +59,12 @@ def none() -> ConstraintMethod:
     """Ignore the constraints: loss 0, state unchanged but the step count; violations still reported."""
 
     def init(constraints: Mapping[str, Constraint]) -> ConstraintState:
-        check_constraints(constraints, constraints)
+        check_constraints(constraints)
         empty = PenaltyScheduleState({}, {}, {}, jnp.asarray(0, jnp.int32))
         return ConstraintState(empty, {}, jnp.asarray(0, jnp.int32))
 
     def loss(constraints, state: ConstraintState):
-        check_constraints(constraints, constraints)
+        check_constraints(constraints)
         return zero_loss(), violation_metrics(constraints)
 
     def update(constraints, state: ConstraintState) -> ConstraintState:
