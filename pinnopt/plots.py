@@ -59,8 +59,12 @@ def plot_run(run_dir: str) -> list[str]:
             positive = all(y > 0 for y in ys)
             ax.plot(xs, ys if (not log or positive) else [abs(y) for y in ys], marker="." if len(xs) < 30 else None,
                     label=key if (not log or positive) else f"|{key}|")
-        if log and all(y != 0 for _, _, ys in series for y in ys):
+        values = [abs(y) for _, _, ys in series for y in ys]
+        # Log scale only when the values span more than a decade; otherwise its labels are unreadable.
+        if log and min(values) > 0 and max(values) / min(values) > 10:
             ax.set_yscale("log")
+        else:
+            ax.ticklabel_format(axis="y", useOffset=False)
         ax.set_xlabel("step")
         ax.set_title(title)
         ax.grid(alpha=0.3)
