@@ -104,3 +104,10 @@ def needs_value(name: str) -> bool:
 
 
 __all__ = ["available", "get", "register", "needs_value", "DEFAULT_LEARNING_RATE"]
+
+from pinnopt.optimizers.bbi import bbi  # noqa: E402  (registered after the registry exists)
+from pinnopt.optimizers.ecdsep import ecdsep  # noqa: E402
+
+register("bbi", bbi)
+register("ecdsep", ecdsep)
+__all__ += ["bbi", "ecdsep"]

@@ -1,0 +1,281 @@
+"""BBI: energy-conserving descent with random bounces (De Luca & Silverstein, ICML 2022).
+
+"Born-Infeld (BI) for AI: Energy-Conserving Descent (ECD) for Optimization", arXiv:2201.11137.
+The parameters are a particle with momentum ``pi`` moving in the potential V = loss - v0 with
+the Born-Infeld Hamiltonian H = V sqrt(1 + |pi|^2 / V) = sqrt(V (V + |pi|^2)), conserved at
+E = V_0 + delta_energy. Kinetic energy piles up as V falls, so the particle does not stop in
+the first basin; random "bounces" (a new direction for pi, same |pi|) make the motion chaotic
+so that it explores, and the measure it spends time in concentrates where V is small.
+
+One call of ``update(grads, state, params, *, value)``, with V = value - v0 and dt the
+learning rate, does exactly one of:
+
+- nothing, when V <= eps2 (the target was reached; the parameters stay put);
+- a bounce, when one is due: pi <- |pi| u with u uniform on the unit sphere; no move.
+  A *fixed* bounce is due every ``threshold0`` regular steps, ``n_fixed_bounces`` times in
+  all; a *progress* bounce after ``threshold1`` regular steps without a new minimum of V;
+- a regular step::
+
+      pi <- pi * sqrt((E^2/V - V) / |pi|^2)        (if consistent_energy; puts pi on H = E)
+      pi <- pi - dt/2 (V/E + E/V) grad
+      params <- params + dt (V/E) pi
+
+The first call sets E = V_0 + delta_energy and pi = -sqrt(E^2/V_0 - V_0) grad/|grad|.
+
+Choices where the reference (the authors' PyTorch ``BBI``) has a quirk, each tested:
+
+- initial direction: minus the gradient of the whole parameter pytree, normalised once
+  (``per_leaf_init=True`` normalises each leaf separately, as the reference does; the norm
+  of pi is then fixed by the first rescaling either way when ``consistent_energy``);
+- ``n_fixed_bounces`` is the exact number of fixed bounces (the reference bounces once
+  even when asked for 0);
+- a zero gradient or zero momentum never divides by zero: a zero gradient leaf starts with
+  zero momentum and a zero momentum is not rescaled (the reference returns NaN);
+- ``energy_guard=True`` (off by default, as in the reference) handles V > E, a point the
+  exact dynamics can never reach but a finite step can overshoot to. The reference keeps
+  the unrescaled pi and steps on with V/E > 1, which can run away to inf/NaN. The guard
+  treats the level set V = E as a wall: the call that finds V > E undoes the last move
+  (params -= dt (V/E) pi of the previous step, a point with V <= E) and gives pi a new
+  random direction with the same norm (a reflection, counted in ``reflections``). Every
+  point the run then keeps has V <= E, so it stays finite whatever the learning rate;
+- a bounce draws an isotropic Gaussian direction (the reference draws from a cube, which
+  is not uniform on the sphere).
+
+Everything that changes lives in ``BBIState``; thresholds and flags are static. The update
+is a ``lax.switch`` over (skip, bounce, step), so it jits once, runs in ``lax.scan`` and
+vmaps over independent runs (a vmapped run set draws different bounces only if each run's
+``state.key`` differs; ``pinnopt.bench`` reseeds them).
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional, Union
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax import lax
+
+_INT32_MAX = 2**31 - 1
+
+
+class BBIState(NamedTuple):
+    """State of ``bbi``.
+
+    momentum: pi, same structure as the parameters.
+    energy: E = V_0 + delta_energy, fixed by the first active call.
+    v_init: V_0, the first V.
+    v_min: lowest V seen on a regular step (drives the progress bounces).
+    kinetic: |pi|^2 just after the last rescaling (a diagnostic: sqrt(V (V + kinetic)) = E).
+    iteration: regular steps taken (0 until the first active call).
+    count_fixed: regular steps since the last fixed bounce.
+    count_progress: regular steps since the last new minimum or bounce.
+    fixed_bounces: fixed bounces done so far.
+    bounces: bounces done so far (fixed and progress).
+    reflections: moves undone by ``energy_guard`` (V > E).
+    last_drift: dt V/E of the last regular step (what the guard needs to undo it).
+    key: PRNG key of the bounce directions (bounce k uses fold_in(key, k)).
+    """
+
+    momentum: Any
+    energy: jax.Array
+    v_init: jax.Array
+    v_min: jax.Array
+    kinetic: jax.Array
+    iteration: jax.Array
+    count_fixed: jax.Array
+    count_progress: jax.Array
+    fixed_bounces: jax.Array
+    bounces: jax.Array
+    reflections: jax.Array
+    last_drift: jax.Array
+    key: jax.Array
+
+
+def _sq_norm(tree) -> jax.Array:
+    """|tree|^2 summed over all leaves."""
+    return sum(jnp.sum(jnp.square(x)) for x in jax.tree_util.tree_leaves(tree))
+
+
+def _safe_div(num, den):
+    """num / den, and 0 where den == 0 (a zero vector has no direction)."""
+    ok = den != 0
+    return jnp.where(ok, num / jnp.where(ok, den, 1), 0)
+
+
+def _initial_momentum(grads, v, energy, per_leaf: bool):
+    """pi_0 = -sqrt(E^2/V_0 - V_0) g/|g|, g normalised as a whole or leaf by leaf."""
+    size = jnp.sqrt(jnp.maximum(energy**2 / v - v, 0))
+    if per_leaf:
+        return jax.tree_util.tree_map(lambda g: -size * _safe_div(g, jnp.linalg.norm(g)), grads)
+    scale = -size * _safe_div(1.0, jnp.sqrt(_sq_norm(grads)))
+    return jax.tree_util.tree_map(lambda g: scale * g, grads)
+
+
+def energy_rescaling(p2, v, energy, eps1):
+    """The factor that puts |pi|^2 = p2 on the shell V (V + |pi|^2) = E^2.
+
+    1 where that is impossible (E^2/V - V < 0), unnecessary (already within eps1) or
+    meaningless (pi = 0); otherwise sqrt((E^2/V - V) / p2).
+    """
+    target = energy**2 / v - v
+    keep = (jnp.abs(p2 - target) < eps1) | (target < 0) | (p2 == 0)
+    return jnp.where(keep, 1.0, jnp.sqrt(jnp.where(keep, 1.0, target / jnp.where(p2 == 0, 1, p2))))
+
+
+def random_direction(key, tree, norm):
+    """A pytree shaped like ``tree``, isotropic in direction, with total norm ``norm``."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    keys = jax.random.split(key, len(leaves))
+    z = [jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)]
+    scale = _safe_div(norm, jnp.sqrt(_sq_norm(z)))
+    return jax.tree_util.tree_unflatten(treedef, [(scale * x).astype(x.dtype) for x in z])
+
+
+def _threshold(name: str, value) -> Optional[int]:
+    """A positive integer threshold, or None (never) for None and values beyond int32."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not float(value).is_integer() or value < 1:
+        raise ValueError(f"bbi: {name} must be a positive integer or None, got {value!r}")
+    return None if value >= _INT32_MAX else int(value)
+
+
+def bbi(
+    learning_rate: Union[float, optax.Schedule],
+    *,
+    v0: float = 0.0,
+    delta_energy: float = 0.0,
+    threshold0: Optional[int] = 1000,
+    threshold1: Optional[int] = 3000,
+    n_fixed_bounces: int = 1,
+    consistent_energy: bool = True,
+    eps1: float = 1e-10,
+    eps2: float = 1e-40,
+    per_leaf_init: bool = False,
+    energy_guard: bool = False,
+    seed: int = 0,
+) -> optax.GradientTransformationExtraArgs:
+    """Born-Infeld energy-conserving descent with random bounces (BBI).
+
+    Args:
+      learning_rate: dt (a float, or a schedule of the number of regular steps taken).
+      v0: expected minimum of the loss (Delta V in the paper); V = loss - v0.
+      delta_energy: extra initial energy delta E >= 0; E = V_0 + delta_energy.
+      threshold0: T_0, regular steps between fixed bounces (None: never).
+      threshold1: T_1, regular steps without a new minimum of V before a progress bounce
+        (None: never). Values of 2^31 - 1 or more also mean never.
+      n_fixed_bounces: N_b, number of fixed bounces in all (0: none).
+      consistent_energy: rescale pi onto the energy shell before each step.
+      eps1: tolerance under which pi is not rescaled.
+      eps2: V at or below which nothing moves.
+      per_leaf_init: normalise the initial gradient leaf by leaf (the reference's choice).
+      energy_guard: undo a move that ends at V > E and redraw pi's direction (see the
+        module docstring); keeps any run finite.
+      seed: seed of the bounce directions.
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``; ``update`` needs the keyword ``value=``
+      (the loss at ``params``) and ignores other extra arguments (``grad=``, ``value_fn=``).
+    """
+    if not callable(learning_rate) and not learning_rate > 0:
+        raise ValueError(f"bbi: learning_rate must be positive, got {learning_rate}")
+    if not delta_energy >= 0:
+        raise ValueError(f"bbi: delta_energy must be >= 0 (E >= V_0 keeps |pi|^2 >= 0), got {delta_energy}")
+    if not eps1 >= 0 or not eps2 >= 0:
+        raise ValueError(f"bbi: eps1 and eps2 must be >= 0, got {eps1}, {eps2}")
+    if isinstance(n_fixed_bounces, bool) or int(n_fixed_bounces) != n_fixed_bounces or n_fixed_bounces < 0:
+        raise ValueError(f"bbi: n_fixed_bounces must be a non-negative integer, got {n_fixed_bounces!r}")
+    t0 = _threshold("threshold0", threshold0)
+    t1 = _threshold("threshold1", threshold1)
+    n_fixed = min(int(n_fixed_bounces), _INT32_MAX)
+
+    def init_fn(params):
+        leaves = jax.tree_util.tree_leaves(params)
+        dtype = jnp.result_type(*leaves) if leaves else jnp.float32
+        zero = jnp.zeros((), dtype)
+        int0 = jnp.zeros((), jnp.int32)
+        return BBIState(
+            momentum=jax.tree_util.tree_map(jnp.zeros_like, params),
+            energy=zero, v_init=zero, v_min=jnp.full((), jnp.inf, dtype), kinetic=zero,
+            iteration=int0, count_fixed=int0, count_progress=int0, fixed_bounces=int0,
+            bounces=int0, reflections=int0, last_drift=zero, key=jax.random.PRNGKey(seed),
+        )
+
+    def update_fn(updates, state, params=None, *, value=None, **extra_args):
+        del params, extra_args  # BBI reads only the gradient and the loss
+        if value is None:
+            raise ValueError("bbi: update needs the loss value, call update(grads, state, params, value=loss)")
+        grads = updates
+        dtype = state.energy.dtype
+        v = jnp.asarray(value, dtype) - v0
+
+        # The first active call starts the run; until then nothing is kept (as in the reference,
+        # where calls with V <= eps2 before the first step leave the optimizer unstarted).
+        fresh = state.iteration == 0
+        energy = jnp.where(fresh, v + delta_energy, state.energy)
+        v_init = jnp.where(fresh, v, state.v_init)
+        v_min = jnp.where(fresh, jnp.inf, state.v_min)
+        zero_int = jnp.zeros((), jnp.int32)
+        count_fixed = jnp.where(fresh, zero_int, state.count_fixed)
+        count_progress = jnp.where(fresh, zero_int, state.count_progress)
+        momentum = lax.cond(fresh, lambda: _initial_momentum(grads, v, energy, per_leaf_init),
+                            lambda: state.momentum)
+
+        fixed_due = (count_fixed == t0) & (state.fixed_bounces < n_fixed) if t0 is not None else jnp.bool_(False)
+        progress_due = count_progress == t1 if t1 is not None else jnp.bool_(False)
+        active = v > eps2
+        branch = jnp.where(fixed_due | progress_due, 1, 2)
+        if energy_guard:
+            branch = jnp.where(v > energy, 3, branch)
+        branch = jnp.where(active, branch, 0)
+
+        def skip():
+            return jax.tree_util.tree_map(jnp.zeros_like, grads), state
+
+        def bounce():
+            norm = jnp.sqrt(_sq_norm(momentum))
+            new_momentum = random_direction(jax.random.fold_in(state.key, state.bounces), momentum, norm)
+            new_state = state._replace(
+                momentum=new_momentum, energy=energy, v_init=v_init, v_min=v_min,
+                count_fixed=jnp.where(fixed_due, zero_int, count_fixed),
+                count_progress=zero_int,
+                fixed_bounces=state.fixed_bounces + fixed_due.astype(jnp.int32),
+                bounces=state.bounces + 1,
+            )
+            return jax.tree_util.tree_map(jnp.zeros_like, grads), new_state
+
+        def step():
+            p2 = _sq_norm(momentum)
+            scale = energy_rescaling(p2, v, energy, eps1) if consistent_energy else jnp.ones((), dtype)
+            dt = learning_rate(state.iteration) if callable(learning_rate) else learning_rate
+            kick = 0.5 * dt * (v / energy + energy / v)
+            drift = dt * v / energy
+            new_momentum = jax.tree_util.tree_map(
+                lambda m, g: (scale * m - kick * g).astype(m.dtype), momentum, grads)
+            new_updates = jax.tree_util.tree_map(lambda m: (drift * m).astype(m.dtype), new_momentum)
+            improved = v < v_min
+            new_state = state._replace(
+                momentum=new_momentum, energy=energy, v_init=v_init,
+                v_min=jnp.where(improved, v, v_min),
+                kinetic=(scale**2 * p2).astype(dtype),
+                iteration=state.iteration + 1,
+                count_fixed=count_fixed + 1,
+                count_progress=jnp.where(improved, zero_int, count_progress + 1),
+                last_drift=jnp.asarray(drift, dtype),
+            )
+            return new_updates, new_state
+
+        def reflect():
+            # The last move pushed V above E: take it back and leave in a new direction.
+            back = jax.tree_util.tree_map(lambda m: (-state.last_drift * m).astype(m.dtype), state.momentum)
+            key = jax.random.fold_in(jax.random.fold_in(state.key, _INT32_MAX), state.reflections)
+            new_momentum = random_direction(key, state.momentum, jnp.sqrt(_sq_norm(state.momentum)))
+            return back, state._replace(momentum=new_momentum, reflections=state.reflections + 1,
+                                        last_drift=jnp.zeros((), dtype))
+
+        return lax.switch(branch, (skip, bounce, step, reflect) if energy_guard else (skip, bounce, step))
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+__all__ = ["bbi", "BBIState", "energy_rescaling", "random_direction"]
