@@ -1,0 +1,439 @@
+"""The benchmark engine behind ``pinnopt bench``: many independent runs as one computation.
+
+A table compares optimizers on one problem. For each optimizer, all runs are a single
+compiled ``jax.vmap`` (over runs) of a ``lax.scan`` (over steps): run r starts from
+``problem.init(key_r)`` (the same starts for every optimizer) and its optimizer state gets
+its own PRNG key, so stochastic optimizers (BBI's bounces, ECDSep's rotations) differ
+between runs. Each step calls ``update(grads, state, params, value=, grad=, value_fn=)``,
+so optimizers that need the loss run in the same loop as Adam.
+
+Reported per optimizer: the median, min and max over runs of the best loss along each
+trajectory, the median final loss, the success rate (best loss within ``success_threshold``
+of ``problem.known_minimum.value``), and the speed: steps per second over all runs together
+and microseconds per single-run step (compilation excluded, reported apart).
+
+Python API::
+
+    table = run_bench("ackley", ["bbi", "sgd"], runs=20, steps=2000, seed=0,
+                      problem_kwargs={"dim": 2, "b": 0.02},
+                      optimizer_kwargs={"sgd": {"learning_rate": 0.2, "momentum": 0.56}},
+                      out_dir="bench-out")
+    print(format_table(table))
+
+``run_batch`` is the single-optimizer building block (explicit starts, stop condition,
+loss curves) that the scripts in ``benchmarks/`` use.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Any, Callable, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from pinnopt import optimizers as _optimizers
+from pinnopt import problems as _problems
+from pinnopt.terms import split_terms
+
+_KEY_FIELDS = ("key", "rng_key")
+
+
+# ---------------------------------------------------------------------------------------------
+# One optimizer, many runs
+@dataclasses.dataclass
+class BatchResult:
+    """What ``run_batch`` measured; arrays have a leading axis of runs."""
+
+    best: np.ndarray            # best loss along each trajectory (frozen once a run stops)
+    final: np.ndarray           # loss at the final (or stopping) point
+    curve: np.ndarray           # best-so-far loss at ``record_steps`` (runs, n_records)
+    record_steps: np.ndarray    # step numbers of the curve's columns
+    params: Any                 # final parameters (batched pytree)
+    stopped_at: np.ndarray      # step at which stop_fn first held (-1: never)
+    steps: int
+    runs: int
+    wall_s: float               # execution time of the compiled computation
+    compile_s: float
+
+    @property
+    def steps_per_s(self) -> float:
+        """Single-run steps per second, all runs together."""
+        return self.runs * self.steps / self.wall_s
+
+    @property
+    def us_per_step(self) -> float:
+        """Microseconds per single-run step (amortised over the vmapped runs)."""
+        return 1e6 * self.wall_s / (self.runs * self.steps)
+
+
+def objective_value(terms: dict) -> jax.Array:
+    """The scalar a benchmark minimises: the sum over objectives of their mean contribution."""
+    objectives, constraints = split_terms(terms)
+    if constraints:
+        raise ValueError(f"bench: the problem has constraints ({', '.join(constraints)}); the benchmark "
+                         "compares unconstrained descent, use `pinnopt solve` for constrained problems")
+    if not objectives:
+        raise ValueError("bench: the problem returned no objective terms")
+    return sum(jnp.mean(t.loss) for t in objectives.values())
+
+
+def reseed_state(state, key: jax.Array):
+    """``state`` with every NamedTuple field called ``key`` or ``rng_key`` replaced by a key
+    derived from ``key`` (so vmapped runs of a stochastic optimizer draw independently)."""
+    count = [0]
+
+    def is_keyed(node):
+        return isinstance(node, tuple) and hasattr(node, "_fields") and any(f in node._fields for f in _KEY_FIELDS)
+
+    def replace(node):
+        if not is_keyed(node):
+            return node
+        new = {}
+        for field in _KEY_FIELDS:
+            if field in node._fields:
+                old = getattr(node, field)
+                derived = jax.random.fold_in(key, count[0])
+                count[0] += 1
+                if jax.dtypes.issubdtype(old.dtype, jax.dtypes.prng_key):
+                    derived = jax.random.wrap_key_data(derived)
+                new[field] = derived
+        return node._replace(**new)
+
+    return jax.tree_util.tree_map(replace, state, is_leaf=is_keyed)
+
+
+def _default_record_every(steps: int) -> int:
+    return max(1, steps // 200)
+
+
+def run_batch(
+    problem,
+    tx: optax.GradientTransformation,
+    params0,
+    keys: jax.Array,
+    steps: int,
+    *,
+    record_every: Optional[int] = None,
+    stop_fn: Optional[Callable[[Any], jax.Array]] = None,
+) -> BatchResult:
+    """Run ``tx`` on ``problem`` from each of the batched starts ``params0`` for ``steps`` steps.
+
+    ``keys`` (runs, 2) seed each run's optimizer state and batches. ``stop_fn(params) -> bool``
+    ends a run the first time it holds after a step: from then on its parameters and state stay
+    as they were. The whole batch is one jitted ``vmap`` of a ``lax.scan``.
+    """
+    if steps < 1:
+        raise ValueError(f"bench: steps must be a positive integer, got {steps}")
+    tx = optax.with_extra_args_support(tx)
+    record_every = _default_record_every(steps) if record_every is None else int(record_every)
+    if record_every < 1:
+        raise ValueError(f"bench: record_every must be >= 1, got {record_every}")
+    n_records, rest = divmod(steps, record_every)
+
+    def one_run(p0, key):
+        opt_key, data_key = jax.random.split(key)
+        state = reseed_state(tx.init(p0), opt_key)
+
+        def loss_at(params, step):
+            batch = problem.sample(jax.random.fold_in(data_key, step), step)
+            return lambda p: objective_value(problem.terms(p, batch))
+
+        def step_fn(carry, step):
+            params, state, best, stopped_at = carry
+            loss_fn = loss_at(params, step)
+            value, grad = jax.value_and_grad(loss_fn)(params)
+            updates, new_state = tx.update(grad, state, params, value=value, grad=grad, value_fn=loss_fn)
+            new_params = optax.apply_updates(params, updates)
+            running = stopped_at < 0
+            best = jnp.where(running, jnp.minimum(best, value), best)
+            if stop_fn is not None:
+                new_params = jax.tree_util.tree_map(lambda a, b: jnp.where(running, a, b), new_params, params)
+                new_state = jax.tree_util.tree_map(lambda a, b: jnp.where(running, a, b), new_state, state)
+                stopped_at = jnp.where(running & stop_fn(new_params), step + 1, stopped_at)
+            return (new_params, new_state, best, stopped_at), None
+
+        def chunk(carry, start, length):
+            carry, _ = jax.lax.scan(step_fn, carry, start + jnp.arange(length))
+            return carry
+
+        def record(carry, start):
+            carry = chunk(carry, start, record_every)
+            return carry, carry[2]
+
+        value0 = objective_value(problem.terms(p0, problem.sample(jax.random.fold_in(data_key, 0), 0)))
+        carry = (p0, state, jnp.full((), jnp.inf, value0.dtype), jnp.full((), -1, jnp.int32))
+        carry, curve = jax.lax.scan(record, carry, jnp.arange(n_records) * record_every)
+        if rest:
+            carry = chunk(carry, n_records * record_every, rest)
+            curve = jnp.concatenate([curve, carry[2][None]])
+        params, _, best, stopped_at = carry
+        final = objective_value(problem.terms(params, problem.sample(jax.random.fold_in(data_key, steps), steps)))
+        return params, jnp.minimum(best, final), final, curve, stopped_at
+
+    compiled_start = time.perf_counter()
+    compiled = jax.jit(jax.vmap(one_run)).lower(params0, keys).compile()
+    compile_s = time.perf_counter() - compiled_start
+    start = time.perf_counter()
+    out = jax.block_until_ready(compiled(params0, keys))
+    wall_s = time.perf_counter() - start
+    params, best, final, curve, stopped_at = out
+    record_steps = np.arange(1, n_records + 1) * record_every
+    if rest:
+        record_steps = np.append(record_steps, steps)
+    return BatchResult(best=np.asarray(best), final=np.asarray(final), curve=np.asarray(curve),
+                       record_steps=record_steps, params=params, stopped_at=np.asarray(stopped_at),
+                       steps=steps, runs=int(keys.shape[0]), wall_s=wall_s, compile_s=compile_s)
+
+
+def initial_params(problem, runs: int, key: jax.Array, dtype=None):
+    """``problem.init`` at ``runs`` keys split from ``key``, batched (optionally cast to ``dtype``)."""
+    params0 = jax.vmap(problem.init)(jax.random.split(key, runs))
+    if dtype is not None:
+        params0 = jax.tree_util.tree_map(lambda a: a.astype(dtype), params0)
+    return params0
+
+
+# ---------------------------------------------------------------------------------------------
+# A table of optimizers
+@dataclasses.dataclass
+class BenchRow:
+    optimizer: str
+    hyperparameters: dict
+    best_median: float
+    best_min: float
+    best_max: float
+    final_median: float
+    successes: Optional[int]
+    success_rate: Optional[float]
+    steps_per_s: float
+    us_per_step: float
+    compile_s: float
+    wall_s: float
+
+
+@dataclasses.dataclass
+class BenchTable:
+    problem: str
+    problem_config: dict
+    runs: int
+    steps: int
+    seed: int
+    success_threshold: float
+    known_minimum: Optional[float]
+    rows: list
+    results: dict = dataclasses.field(default_factory=dict, repr=False)  # optimizer -> BatchResult
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out.pop("results")
+        return out
+
+
+def _row(name: str, hp: dict, res: BatchResult, known: Optional[float], threshold: float) -> BenchRow:
+    best = res.best
+    successes = None if known is None else int(np.sum(best - known <= threshold))
+    return BenchRow(
+        optimizer=name, hyperparameters=hp,
+        best_median=float(np.median(best)), best_min=float(np.min(best)), best_max=float(np.max(best)),
+        final_median=float(np.median(res.final)), successes=successes,
+        success_rate=None if successes is None else successes / res.runs,
+        steps_per_s=res.steps_per_s, us_per_step=res.us_per_step, compile_s=res.compile_s, wall_s=res.wall_s,
+    )
+
+
+def run_bench(
+    problem: str,
+    optimizers: Sequence[str],
+    runs: int = 10,
+    steps: int = 1000,
+    seed: int = 0,
+    problem_kwargs: Optional[dict] = None,
+    optimizer_kwargs: Optional[dict] = None,
+    out_dir: Optional[str] = None,
+    *,
+    success_threshold: float = 1e-3,
+    record_every: Optional[int] = None,
+    dtype=None,
+) -> BenchTable:
+    """Compare ``optimizers`` on the problem called ``problem``; see the module docstring.
+
+    ``optimizer_kwargs`` maps an optimizer name to its hyperparameters. ``dtype`` casts the
+    starting points (e.g. ``jnp.float64``, which needs x64 enabled). With ``out_dir`` the table,
+    a JSON summary and plots are written there.
+    """
+    if runs < 1:
+        raise ValueError(f"bench: runs must be a positive integer, got {runs}")
+    if not optimizers:
+        raise ValueError("bench: name at least one optimizer")
+    optimizer_kwargs = dict(optimizer_kwargs or {})
+    unknown = set(optimizer_kwargs) - set(optimizers)
+    if unknown:
+        raise ValueError(f"bench: optimizer_kwargs for {sorted(unknown)}, which are not among {list(optimizers)}")
+    prob = _problems.get(problem, **(problem_kwargs or {}))
+    known = getattr(prob, "known_minimum", None)
+    known_value = None if known is None else float(known.value)
+    key = jax.random.PRNGKey(seed)
+    params0 = initial_params(prob, runs, jax.random.fold_in(key, 0), dtype)
+    run_keys = jax.random.split(jax.random.fold_in(key, 1), runs)
+    rows, results = [], {}
+    for name in optimizers:
+        hp = dict(optimizer_kwargs.get(name, {}))
+        tx = _optimizers.get(name, **hp)
+        res = run_batch(prob, tx, params0, run_keys, steps, record_every=record_every)
+        results[name] = res
+        rows.append(_row(name, hp, res, known_value, success_threshold))
+    config = prob.config() if hasattr(prob, "config") else dict(problem_kwargs or {})
+    table = BenchTable(problem=problem, problem_config=config, runs=runs, steps=steps, seed=seed,
+                       success_threshold=success_threshold, known_minimum=known_value, rows=rows, results=results)
+    if out_dir is not None:
+        write_outputs(table, out_dir)
+    return table
+
+
+def _fmt(x: Optional[float]) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.3g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.2e}"
+
+
+def format_table(table: BenchTable) -> str:
+    """The table as aligned text, with a header line saying what was run."""
+    known = "unknown" if table.known_minimum is None else _fmt(table.known_minimum)
+    lines = [f"{table.problem} {json.dumps(table.problem_config, default=str)}: {table.runs} runs x "
+             f"{table.steps} steps, seed {table.seed}; known minimum {known}; success = best - min <= "
+             f"{table.success_threshold:g}"]
+    header = ["optimizer", "best median", "best min", "best max", "final median", "success", "steps/s",
+              "us/step", "compile s"]
+    body = []
+    for r in table.rows:
+        success = "-" if r.successes is None else f"{r.successes}/{table.runs}"
+        body.append([r.optimizer, _fmt(r.best_median), _fmt(r.best_min), _fmt(r.best_max), _fmt(r.final_median),
+                     success, f"{r.steps_per_s:.3g}", f"{r.us_per_step:.3g}", f"{r.compile_s:.2f}"])
+    widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
+    fmt_row = lambda row: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+    lines += [fmt_row(header), fmt_row(["-" * w for w in widths])] + [fmt_row(r) for r in body]
+    hps = [f"  {r.optimizer}: {json.dumps(r.hyperparameters, default=str)}" for r in table.rows if r.hyperparameters]
+    if hps:
+        lines += ["hyperparameters:"] + hps
+    return "\n".join(lines)
+
+
+def write_outputs(table: BenchTable, out_dir: str) -> list[str]:
+    """Write ``table.txt``, ``summary.json`` and ``plots/*.png`` into ``out_dir``; returns the paths."""
+    from pinnopt.rundir import to_jsonable
+
+    os.makedirs(os.path.join(out_dir, "plots"), exist_ok=True)
+    paths = [os.path.join(out_dir, "table.txt"), os.path.join(out_dir, "summary.json")]
+    with open(paths[0], "w") as fh:
+        fh.write(format_table(table) + "\n")
+    summary = table.to_dict()
+    summary["best_per_run"] = {k: v.best for k, v in table.results.items()}
+    with open(paths[1], "w") as fh:
+        json.dump(to_jsonable(summary), fh, indent=2)
+    return paths + plot_table(table, os.path.join(out_dir, "plots"))
+
+
+def plot_table(table: BenchTable, plot_dir: str) -> list[str]:
+    """Best-so-far loss against steps (median over runs, band from min to max) and the spread
+    of the best losses, one colour per optimizer; PNGs with the Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shift = table.known_minimum or 0.0
+    floor = 1e-30
+    written = []
+    fig, ax = plt.subplots(figsize=(7, 4.2), constrained_layout=True)
+    for name, res in table.results.items():
+        gap = np.maximum(res.curve - shift, floor)
+        ax.plot(res.record_steps, np.median(gap, axis=0), label=name)
+        ax.fill_between(res.record_steps, gap.min(axis=0), gap.max(axis=0), alpha=0.2)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("best loss - known minimum" if table.known_minimum is not None else "best loss")
+    ax.set_title(f"{table.problem}: {table.runs} runs (median, min-max band)")
+    ax.legend()
+    written.append(os.path.join(plot_dir, "best_loss.png"))
+    fig.savefig(written[-1], dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), constrained_layout=True)
+    names = list(table.results)
+    ax.boxplot([np.maximum(table.results[n].best - shift, floor) for n in names])
+    ax.set_xticks(range(1, len(names) + 1), names)
+    ax.set_yscale("log")
+    ax.set_ylabel("best loss - known minimum" if table.known_minimum is not None else "best loss")
+    ax.set_title(f"{table.problem}: best loss of each run after {table.steps} steps")
+    written.append(os.path.join(plot_dir, "best_loss_spread.png"))
+    fig.savefig(written[-1], dpi=120)
+    plt.close(fig)
+    return written
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line (wired by ``pinnopt.cli``: ``pinnopt bench PROBLEM -o bbi,adam ...``)
+def add_arguments(parser) -> None:
+    parser.add_argument("problem", help="problem name (see `pinnopt list`)")
+    parser.add_argument("--optimizers", "-o", default="bbi,adam,sgd",
+                        help="comma-separated optimizer names (default bbi,adam,sgd)")
+    parser.add_argument("--runs", type=int, default=10, help="independent runs per optimizer (default 10)")
+    parser.add_argument("--steps", type=int, default=1000, help="steps per run (default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the starts and the runs (default 0)")
+    parser.add_argument("--dim", type=int, help="dimension of a test function (same as -p dim=N)")
+    parser.add_argument("-p", "--problem-arg", action="append", metavar="KEY=VALUE", help="problem option")
+    parser.add_argument("--opt-arg", action="append", metavar="[NAME.]KEY=VALUE",
+                        help="optimizer hyperparameter; NAME. limits it to one optimizer "
+                             "(e.g. bbi.delta_energy=2, sgd.momentum=0.9, learning_rate=0.01 for all)")
+    parser.add_argument("--threshold", type=float, default=1e-3,
+                        help="success: best loss within this of the known minimum (default 1e-3)")
+    parser.add_argument("--record-every", type=int, help="steps between points of the loss curves")
+    parser.add_argument("--x64", action="store_true", help="run in float64")
+    parser.add_argument("--out", help="write table.txt, summary.json and plots/ into this folder")
+
+
+def _split_opt_args(items, names) -> dict:
+    from pinnopt.cli import parse_assignments
+
+    out = {n: {} for n in names}
+    for key, val in parse_assignments(items, "--opt-arg").items():
+        target, _, hp = key.rpartition(".")
+        if target and target not in out:
+            raise SystemExit(f"error: --opt-arg {key}: {target!r} is not among --optimizers {','.join(names)}")
+        for n in ([target] if target else names):
+            out[n][hp] = val
+    return {n: hp for n, hp in out.items() if hp}
+
+
+def cli(args) -> int:
+    from pinnopt.cli import parse_assignments
+
+    names = [n.strip() for n in args.optimizers.split(",") if n.strip()]
+    problem_kwargs = parse_assignments(args.problem_arg, "--problem-arg")
+    if args.dim is not None:
+        problem_kwargs["dim"] = args.dim
+    kwargs = dict(runs=args.runs, steps=args.steps, seed=args.seed, problem_kwargs=problem_kwargs,
+                  optimizer_kwargs=_split_opt_args(args.opt_arg, names), out_dir=args.out,
+                  success_threshold=args.threshold, record_every=args.record_every)
+    try:
+        if args.x64:
+            with jax.enable_x64(True):
+                table = run_bench(args.problem, names, dtype=jnp.float64, **kwargs)
+        else:
+            table = run_bench(args.problem, names, **kwargs)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}")
+    print(format_table(table))
+    if args.out:
+        print(f"wrote {args.out}/table.txt, summary.json, plots/")
+    return 0
+
+
+__all__ = ["BatchResult", "BenchRow", "BenchTable", "run_batch", "run_bench", "format_table",
+           "write_outputs", "plot_table", "reseed_state", "objective_value", "initial_params",
+           "add_arguments", "cli"]
