@@ -63,7 +63,7 @@ def test_vmapped_runs_equal_single_runs_and_keys_are_independent():
 
 
 def test_reseed_state_replaces_every_key():
-    tx = optax.chain(optimizers.get("bbi", learning_rate=0.1), optax.add_noise(0.1, 0.5, key=jax.random.PRNGKey(0)))
+    tx = optax.chain(optimizers.get("bbi", learning_rate=0.1), optax.add_noise(0.1, 0.5, key=0))
     state = tx.init(jnp.ones(2))
     a, b = bench.reseed_state(state, jax.random.PRNGKey(1)), bench.reseed_state(state, jax.random.PRNGKey(2))
     keys = lambda s: [s[0].key, s[1].rng_key]
