@@ -61,14 +61,19 @@ class BatchResult:
     compile_s: float
 
     @property
+    def steps_taken(self) -> int:
+        """Single-run steps taken, all runs together (a stopped run counts until its stop)."""
+        return int(np.sum(np.where(self.stopped_at >= 0, self.stopped_at, self.steps)))
+
+    @property
     def steps_per_s(self) -> float:
         """Single-run steps per second, all runs together."""
-        return self.runs * self.steps / self.wall_s
+        return self.steps_taken / self.wall_s
 
     @property
     def us_per_step(self) -> float:
         """Microseconds per single-run step (amortised over the vmapped runs)."""
-        return 1e6 * self.wall_s / (self.runs * self.steps)
+        return 1e6 * self.wall_s / self.steps_taken
 
 
 def objective_value(terms: dict) -> jax.Array:
@@ -125,7 +130,8 @@ def run_batch(
 
     ``keys`` (runs, 2) seed each run's optimizer state and batches. ``stop_fn(params) -> bool``
     ends a run the first time it holds after a step: from then on its parameters and state stay
-    as they were. The whole batch is one jitted ``vmap`` of a ``lax.scan``.
+    as they were, and the batch ends early once every run has stopped. The whole batch is one
+    jitted ``vmap`` of a ``lax.scan`` (a ``lax.while_loop`` of scanned chunks with ``stop_fn``).
     """
     if steps < 1:
         raise ValueError(f"bench: steps must be a positive integer, got {steps}")
@@ -161,13 +167,29 @@ def run_batch(
             carry, _ = jax.lax.scan(step_fn, carry, start + jnp.arange(length))
             return carry
 
-        def record(carry, start):
-            carry = chunk(carry, start, record_every)
-            return carry, carry[2]
-
         value0 = objective_value(problem.terms(p0, problem.sample(jax.random.fold_in(data_key, 0), 0)))
         carry = (p0, state, jnp.full((), jnp.inf, value0.dtype), jnp.full((), -1, jnp.int32))
-        carry, curve = jax.lax.scan(record, carry, jnp.arange(n_records) * record_every)
+        if stop_fn is None:
+            def record(carry, start):
+                carry = chunk(carry, start, record_every)
+                return carry, carry[2]
+
+            carry, curve = jax.lax.scan(record, carry, jnp.arange(n_records) * record_every)
+        else:
+            # A while loop over chunks, so that the batch ends as soon as every run has stopped
+            # (under vmap the loop runs while any run goes on; stopped runs stay frozen).
+            def more(loop):
+                i, carry, _ = loop
+                return (i < n_records) & (carry[3] < 0)
+
+            def record(loop):
+                i, carry, curve = loop
+                carry = chunk(carry, i * record_every, record_every)
+                return i + 1, carry, curve.at[i].set(carry[2])
+
+            curve = jnp.full((n_records,), jnp.nan, value0.dtype)
+            _, carry, curve = jax.lax.while_loop(more, record, (jnp.zeros((), jnp.int32), carry, curve))
+            curve = jnp.where(jnp.isnan(curve), carry[2], curve)  # after a stop the best is frozen
         if rest:
             carry = chunk(carry, n_records * record_every, rest)
             curve = jnp.concatenate([curve, carry[2][None]])
