@@ -14,7 +14,7 @@ from importlib.metadata import entry_points
 from typing import Callable
 
 from pinnopt.problems.base import KnownMinimum, Problem
-from pinnopt.problems import toys
+from pinnopt.problems import convection, pde_toy, toys
 
 _BUILTIN: dict[str, Callable] = {
     "rastrigin": toys.make_rastrigin,
@@ -22,6 +22,8 @@ _BUILTIN: dict[str, Callable] = {
     "zakharov": toys.make_zakharov,
     "two_basin": toys.make_two_basin,
     "constrained_quadratic": toys.ConstrainedQuadratic,
+    "pde_toy": pde_toy.make_pde_toy,
+    "convection": convection.make_convection,
 }
 
 
