@@ -118,13 +118,14 @@ def _default_record_every(steps: int) -> int:
 
 def run_batch(
     problem,
-    tx: optax.GradientTransformation,
+    tx,
     params0,
     keys: jax.Array,
     steps: int,
     *,
     record_every: Optional[int] = None,
     stop_fn: Optional[Callable[[Any], jax.Array]] = None,
+    hparams=None,
 ) -> BatchResult:
     """Run ``tx`` on ``problem`` from each of the batched starts ``params0`` for ``steps`` steps.
 
@@ -132,16 +133,28 @@ def run_batch(
     ends a run the first time it holds after a step: from then on its parameters and state stay
     as they were, and the batch ends early once every run has stopped. The whole batch is one
     jitted ``vmap`` of a ``lax.scan`` (a ``lax.while_loop`` of scanned chunks with ``stop_fn``).
+
+    With ``hparams`` (a pytree of arrays with a leading axis of runs), ``tx`` is a function
+    ``hparams_of_one_run -> GradientTransformation`` called inside the vmapped run, so runs can
+    differ in traced hyperparameters (e.g. ``learning_rate=lambda count: lr``) and a whole
+    hyperparameter grid compiles once. The best loss ignores NaN (a run that diverges keeps the
+    best value it reached; its final loss shows the divergence).
     """
     if steps < 1:
         raise ValueError(f"bench: steps must be a positive integer, got {steps}")
-    tx = optax.with_extra_args_support(tx)
+    if hparams is None:
+        fixed_tx = optax.with_extra_args_support(tx)
+        make_tx = lambda _: fixed_tx
+        hparams = jnp.zeros(keys.shape[0])
+    else:
+        make_tx = lambda hp: optax.with_extra_args_support(tx(hp))
     record_every = _default_record_every(steps) if record_every is None else int(record_every)
     if record_every < 1:
         raise ValueError(f"bench: record_every must be >= 1, got {record_every}")
     n_records, rest = divmod(steps, record_every)
 
-    def one_run(p0, key):
+    def one_run(p0, key, hp):
+        tx = make_tx(hp)
         opt_key, data_key = jax.random.split(key)
         state = reseed_state(tx.init(p0), opt_key)
 
@@ -156,7 +169,7 @@ def run_batch(
             updates, new_state = tx.update(grad, state, params, value=value, grad=grad, value_fn=loss_fn)
             new_params = optax.apply_updates(params, updates)
             running = stopped_at < 0
-            best = jnp.where(running, jnp.minimum(best, value), best)
+            best = jnp.where(running, jnp.fmin(best, value), best)
             if stop_fn is not None:
                 new_params = jax.tree_util.tree_map(lambda a, b: jnp.where(running, a, b), new_params, params)
                 new_state = jax.tree_util.tree_map(lambda a, b: jnp.where(running, a, b), new_state, state)
@@ -195,13 +208,13 @@ def run_batch(
             curve = jnp.concatenate([curve, carry[2][None]])
         params, _, best, stopped_at = carry
         final = objective_value(problem.terms(params, problem.sample(jax.random.fold_in(data_key, steps), steps)))
-        return params, jnp.minimum(best, final), final, curve, stopped_at
+        return params, jnp.fmin(best, final), final, curve, stopped_at
 
     compiled_start = time.perf_counter()
-    compiled = jax.jit(jax.vmap(one_run)).lower(params0, keys).compile()
+    compiled = jax.jit(jax.vmap(one_run)).lower(params0, keys, hparams).compile()
     compile_s = time.perf_counter() - compiled_start
     start = time.perf_counter()
-    out = jax.block_until_ready(compiled(params0, keys))
+    out = jax.block_until_ready(compiled(params0, keys, hparams))
     wall_s = time.perf_counter() - start
     params, best, final, curve, stopped_at = out
     record_steps = np.arange(1, n_records + 1) * record_every
@@ -230,6 +243,7 @@ class BenchRow:
     best_min: float
     best_max: float
     final_median: float
+    diverged: int               # runs whose final loss is not finite
     successes: Optional[int]
     success_rate: Optional[float]
     steps_per_s: float
@@ -256,13 +270,15 @@ class BenchTable:
         return out
 
 
-def _row(name: str, hp: dict, res: BatchResult, known: Optional[float], threshold: float) -> BenchRow:
+def summarize(name: str, hp: dict, res: BatchResult, known: Optional[float], threshold: float) -> BenchRow:
+    """One row of a table: the statistics of ``res`` (success = best - known <= threshold)."""
     best = res.best
     successes = None if known is None else int(np.sum(best - known <= threshold))
     return BenchRow(
         optimizer=name, hyperparameters=hp,
         best_median=float(np.median(best)), best_min=float(np.min(best)), best_max=float(np.max(best)),
-        final_median=float(np.median(res.final)), successes=successes,
+        final_median=float(np.median(res.final)), diverged=int(np.sum(~np.isfinite(res.final))),
+        successes=successes,
         success_rate=None if successes is None else successes / res.runs,
         steps_per_s=res.steps_per_s, us_per_step=res.us_per_step, compile_s=res.compile_s, wall_s=res.wall_s,
     )
@@ -308,7 +324,7 @@ def run_bench(
         tx = _optimizers.get(name, **hp)
         res = run_batch(prob, tx, params0, run_keys, steps, record_every=record_every)
         results[name] = res
-        rows.append(_row(name, hp, res, known_value, success_threshold))
+        rows.append(summarize(name, hp, res, known_value, success_threshold))
     config = prob.config() if hasattr(prob, "config") else dict(problem_kwargs or {})
     table = BenchTable(problem=problem, problem_config=config, runs=runs, steps=steps, seed=seed,
                        success_threshold=success_threshold, known_minimum=known_value, rows=rows, results=results)
@@ -329,13 +345,13 @@ def format_table(table: BenchTable) -> str:
     lines = [f"{table.problem} {json.dumps(table.problem_config, default=str)}: {table.runs} runs x "
              f"{table.steps} steps, seed {table.seed}; known minimum {known}; success = best - min <= "
              f"{table.success_threshold:g}"]
-    header = ["optimizer", "best median", "best min", "best max", "final median", "success", "steps/s",
-              "us/step", "compile s"]
+    header = ["optimizer", "best median", "best min", "best max", "final median", "diverged", "success",
+              "steps/s", "us/step", "compile s"]
     body = []
     for r in table.rows:
         success = "-" if r.successes is None else f"{r.successes}/{table.runs}"
         body.append([r.optimizer, _fmt(r.best_median), _fmt(r.best_min), _fmt(r.best_max), _fmt(r.final_median),
-                     success, f"{r.steps_per_s:.3g}", f"{r.us_per_step:.3g}", f"{r.compile_s:.2f}"])
+                     str(r.diverged), success, f"{r.steps_per_s:.3g}", f"{r.us_per_step:.3g}", f"{r.compile_s:.2f}"])
     widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
     fmt_row = lambda row: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
     lines += [fmt_row(header), fmt_row(["-" * w for w in widths])] + [fmt_row(r) for r in body]
@@ -457,5 +473,5 @@ def cli(args) -> int:
 
 
 __all__ = ["BatchResult", "BenchRow", "BenchTable", "run_batch", "run_bench", "format_table",
-           "write_outputs", "plot_table", "reseed_state", "objective_value", "initial_params",
+           "write_outputs", "plot_table", "summarize", "reseed_state", "objective_value", "initial_params",
            "add_arguments", "cli"]

@@ -44,7 +44,9 @@ Choices where the reference (the authors' PyTorch ``BBI``) has a quirk, each tes
 Everything that changes lives in ``BBIState``; thresholds and flags are static. The update
 is a ``lax.switch`` over (skip, bounce, step), so it jits once, runs in ``lax.scan`` and
 vmaps over independent runs (a vmapped run set draws different bounces only if each run's
-``state.key`` differs; ``pinnopt.bench`` reseeds them).
+``state.key`` differs; ``pinnopt.bench`` reseeds them). A single run draws a random direction
+only when it bounces; under ``vmap`` the branches become a select evaluated at every call, so
+vmapped runs pay for one direction draw per step (noticeable in hundreds of dimensions).
 """
 from __future__ import annotations
 
@@ -73,7 +75,7 @@ class BBIState(NamedTuple):
     bounces: bounces done so far (fixed and progress).
     reflections: moves undone by ``energy_guard`` (V > E).
     last_drift: dt V/E of the last regular step (what the guard needs to undo it).
-    key: PRNG key of the bounce directions (bounce k uses fold_in(key, k)).
+    key: PRNG key of the new directions (the k-th bounce or reflection uses fold_in(key, k)).
     """
 
     momentum: Any
@@ -224,25 +226,31 @@ def bbi(
         fixed_due = (count_fixed == t0) & (state.fixed_bounces < n_fixed) if t0 is not None else jnp.bool_(False)
         progress_due = count_progress == t1 if t1 is not None else jnp.bool_(False)
         active = v > eps2
-        branch = jnp.where(fixed_due | progress_due, 1, 2)
-        if energy_guard:
-            branch = jnp.where(v > energy, 3, branch)
-        branch = jnp.where(active, branch, 0)
+        # With the guard, V > E means the last move overshot: undo it (see the module docstring).
+        reflect = (v > energy) if energy_guard else jnp.bool_(False)
+        branch = jnp.where(active, jnp.where(fixed_due | progress_due | reflect, 1, 2), 0)
 
         def skip():
             return jax.tree_util.tree_map(jnp.zeros_like, grads), state
 
-        def bounce():
-            norm = jnp.sqrt(_sq_norm(momentum))
-            new_momentum = random_direction(jax.random.fold_in(state.key, state.bounces), momentum, norm)
-            new_state = state._replace(
+        def redraw():
+            # A bounce, or with the guard a reflection: pi gets a new direction, same norm. One
+            # branch for both, so a vmapped run set (where a branch becomes a select computed at
+            # every step) draws one direction per step, not two. Draw k uses fold_in(key, k).
+            new_momentum = random_direction(jax.random.fold_in(state.key, state.bounces + state.reflections),
+                                            momentum, jnp.sqrt(_sq_norm(momentum)))
+            back = -jnp.where(reflect, state.last_drift, 0).astype(dtype)
+            fixed = fixed_due & ~reflect
+            bounced = state._replace(
                 momentum=new_momentum, energy=energy, v_init=v_init, v_min=v_min,
-                count_fixed=jnp.where(fixed_due, zero_int, count_fixed),
-                count_progress=zero_int,
-                fixed_bounces=state.fixed_bounces + fixed_due.astype(jnp.int32),
-                bounces=state.bounces + 1,
+                count_fixed=jnp.where(fixed, zero_int, count_fixed),
+                count_progress=jnp.where(reflect, count_progress, zero_int),
+                fixed_bounces=state.fixed_bounces + fixed.astype(jnp.int32),
+                bounces=state.bounces + (~reflect).astype(jnp.int32),
+                reflections=state.reflections + reflect.astype(jnp.int32),
+                last_drift=jnp.where(reflect, 0, state.last_drift).astype(dtype),
             )
-            return jax.tree_util.tree_map(jnp.zeros_like, grads), new_state
+            return jax.tree_util.tree_map(lambda m: (back * m).astype(m.dtype), momentum), bounced
 
         def step():
             p2 = _sq_norm(momentum)
@@ -265,15 +273,7 @@ def bbi(
             )
             return new_updates, new_state
 
-        def reflect():
-            # The last move pushed V above E: take it back and leave in a new direction.
-            back = jax.tree_util.tree_map(lambda m: (-state.last_drift * m).astype(m.dtype), state.momentum)
-            key = jax.random.fold_in(jax.random.fold_in(state.key, _INT32_MAX), state.reflections)
-            new_momentum = random_direction(key, state.momentum, jnp.sqrt(_sq_norm(state.momentum)))
-            return back, state._replace(momentum=new_momentum, reflections=state.reflections + 1,
-                                        last_drift=jnp.zeros((), dtype))
-
-        return lax.switch(branch, (skip, bounce, step, reflect) if energy_guard else (skip, bounce, step))
+        return lax.switch(branch, (skip, redraw, step))
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
