@@ -78,9 +78,17 @@ def _solve_settings(args) -> dict:
 
 def _cmd_solve(args) -> int:
     import pinnopt
+    from pinnopt import sharding
     from pinnopt.solve import NonFiniteError
 
     s = _solve_settings(args)
+    devices = args.devices
+    if args.distributed or sharding.distributed_requested():
+        # Before any JAX computation (building a problem may already run one).
+        info = sharding.initialize_distributed()
+        print(f"distributed: process {info['process_id']} of {info['num_processes']}, "
+              f"{info['local_devices']} local / {info['global_devices']} devices in all")
+        devices = info["global_devices"] if devices is None else devices
     try:
         problem = pinnopt.problems.get(s["problem"], **s["problem_kwargs"])
     except ValueError as err:
@@ -90,7 +98,8 @@ def _cmd_solve(args) -> int:
     else:
         name = args.name or f"{s['problem']}-{s['optimizer']}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
         out = os.path.join(args.runs, name)
-        if os.path.exists(os.path.join(out, "config.json")):
+        # Other processes of a multi-host run may already see the first one's config.json.
+        if os.path.exists(os.path.join(out, "config.json")) and (devices is None or sharding.is_primary()):
             raise SystemExit(f"error: run directory {out} exists; use --resume {out} or another --name")
     print(f"run directory: {out}")
     try:
@@ -99,18 +108,22 @@ def _cmd_solve(args) -> int:
             steps=s["steps"], seed=s["seed"], chunk=s["chunk"], out=out, resume=args.resume,
             optimizer_kwargs=s["optimizer_kwargs"], constraint_kwargs=s["constraint_kwargs"],
             balancing_kwargs=s["balancing_kwargs"], progress=not args.no_progress,
-            problem_config={"name": s["problem"], **s["problem_kwargs"]})
+            problem_config={"name": s["problem"], **s["problem_kwargs"]}, devices=devices)
     except NonFiniteError as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
     except ValueError as err:
         raise SystemExit(f"error: {err}")
-    # Remember the CLI settings so `--resume` can rebuild the same problem and methods.
+    if devices is not None and not sharding.is_primary():
+        return 0  # the first process writes the files and the report
+    # Remember the CLI settings so `--resume` can rebuild the same problem and methods; the
+    # device count is recorded beside them, not in them: a resumed run may use other devices.
     from pinnopt.rundir import RunDir
 
     rd = RunDir(out)
     cfg = rd.read_json("config.json")
     cfg["cli"] = s
+    cfg["devices"] = devices
     rd.write_json("config.json", cfg)
     print(format_summary(res.summary))
     if not args.no_plots:
@@ -187,6 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-plots", action="store_true", help="do not write plots at the end")
+    p.add_argument("--devices", type=int, metavar="N",
+                   help="split every batch over the first N devices (default: one device; with "
+                        "--distributed: all devices of all hosts)")
+    p.add_argument("--distributed", action="store_true",
+                   help="join a multi-host run (jax.distributed; also implied by JAX_COORDINATOR_ADDRESS "
+                        "or JAX_NUM_PROCESSES in the environment)")
     p.set_defaults(func=_cmd_solve)
 
     p = sub.add_parser("plot", help="write PNG figures of a run into RUN_DIR/plots")

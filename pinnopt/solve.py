@@ -26,6 +26,7 @@ import optax
 from pinnopt import balancing as balancing_lib
 from pinnopt import constraints as constraints_lib
 from pinnopt import optimizers as optimizers_lib
+from pinnopt import sharding as sharding_lib
 from pinnopt.checkpoint import Checkpointer
 from pinnopt.rundir import RunDir
 from pinnopt.terms import split_terms
@@ -82,11 +83,15 @@ def _select(pred, new, old):
     return jax.tree.map(lambda a, b: jnp.where(pred, a, b), new, old)
 
 
-def make_loss_fn(problem, balancer, method) -> Callable:
-    """``loss_fn(params, batch, balancer_state, constraint_state) -> (loss, (objectives, constraints, metrics))``."""
+def make_loss_fn(problem, balancer, method, mesh=None) -> Callable:
+    """``loss_fn(params, batch, balancer_state, constraint_state) -> (loss, (objectives, constraints, metrics))``.
+
+    With a ``mesh``, point-wise terms are split over its devices like the batch (see ``pinnopt.sharding``).
+    """
 
     def loss_fn(params, batch, balancer_state, constraint_state):
-        objectives, constraints = split_terms(problem.terms(params["model"], batch))
+        terms = sharding_lib.shard_points(problem.terms(params["model"], batch), mesh, "term")
+        objectives, constraints = split_terms(terms)
         obj_loss, obj_metrics = balancer.loss(objectives, params["balancer"], balancer_state)
         con_loss, con_metrics = method.loss(constraints, constraint_state)
         metrics = {**obj_metrics, **con_metrics, "objective": obj_loss, "constraint_loss": con_loss}
@@ -95,13 +100,17 @@ def make_loss_fn(problem, balancer, method) -> Callable:
     return loss_fn
 
 
-def make_step(problem, tx, balancer, method) -> Callable:
-    """The pure training step ``state -> (state, metrics)``."""
-    loss_fn = make_loss_fn(problem, balancer, method)
+def make_step(problem, tx, balancer, method, mesh=None) -> Callable:
+    """The pure training step ``state -> (state, metrics)``.
+
+    With a ``mesh`` the sampled batch is split over its devices along the points (the
+    compiler inserts the all-reduces of the means and gradients); without one nothing changes.
+    """
+    loss_fn = make_loss_fn(problem, balancer, method, mesh)
 
     def step(state: TrainState, _=None):
         key, k_batch = jax.random.split(state.key)
-        batch = problem.sample(k_batch, state.step)
+        batch = sharding_lib.shard_points(problem.sample(k_batch, state.step), mesh)
         (loss, (objectives, constraints, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, batch, state.balancer_state, state.constraint_state)
 
@@ -134,12 +143,13 @@ def make_step(problem, tx, balancer, method) -> Callable:
     return step
 
 
-def make_heldout(problem, method) -> Callable:
+def make_heldout(problem, method, mesh=None) -> Callable:
     """Violations of every constraint and raw objective means on freshly sampled points."""
 
     def heldout(params, key, step):
-        batch = problem.sample(key, step)
-        objectives, constraints = split_terms(problem.terms(params["model"], batch))
+        batch = sharding_lib.shard_points(problem.sample(key, step), mesh)
+        terms = sharding_lib.shard_points(problem.terms(params["model"], batch), mesh, "term")
+        objectives, constraints = split_terms(terms)
         out = {f"heldout_violation/{n}": constraints_lib.violation(c, signed=False) for n, c in constraints.items()}
         out.update({f"heldout_raw/{n}": jnp.mean(o.loss) for n, o in objectives.items()})
         if hasattr(problem, "evaluate"):
@@ -210,7 +220,8 @@ def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: i
           optimizer_kwargs: Optional[dict] = None, constraint_kwargs: Optional[dict] = None,
           balancing_kwargs: Optional[dict] = None, heldout_every: Optional[int] = None,
           checkpoint_every: Optional[int] = None, max_nonfinite: int = 50, progress: bool = False,
-          problem_config: Optional[dict] = None, callback: Optional[Callable[[dict], None]] = None) -> Result:
+          problem_config: Optional[dict] = None, callback: Optional[Callable[[dict], None]] = None,
+          devices: sharding_lib.Devices = None) -> Result:
     """Train ``problem`` for ``steps`` steps in total; returns ``Result(params, history, state, ...)``.
 
     ``optimizer``, ``constraints`` and ``balancing`` are names (with their ``*_kwargs``) or
@@ -220,6 +231,9 @@ def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: i
     Held-out constraint violations on fresh points are computed every ``heldout_every`` steps
     (rounded to chunk ends) and at the end. Non-finite steps are skipped; ``max_nonfinite`` in
     a row stop the run with ``NonFiniteError`` (the last good checkpoint is kept).
+    ``devices`` (an int: the first N of ``jax.devices()``, or a list of devices) splits every
+    batch over those devices along the points, with all state replicated (``pinnopt.sharding``);
+    None runs on the default device. Checkpoints restore onto whatever placement is current.
     """
     steps = _validate_int("steps", steps, 1)
     seed = _validate_int("seed", seed, 0)
@@ -228,21 +242,27 @@ def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: i
     checkpoint_every = _validate_int("checkpoint_every",
                                      checkpoint_every if checkpoint_every is not None else 4 * chunk, 1)
     max_nonfinite = _validate_int("max_nonfinite", max_nonfinite, 1)
+    mesh = sharding_lib.make_mesh(devices)
+    # With several processes only the first writes the shared files; all of them checkpoint
+    # (orbax coordinates the processes itself).
+    primary = mesh is None or sharding_lib.is_primary()
 
     tx = _resolve(optimizers_lib, optimizer, optimizer_kwargs, "optimizer")
     method = _resolve(constraints_lib, constraints, constraint_kwargs, "constraint")
     balancer = _resolve(balancing_lib, balancing, balancing_kwargs, "balancing")
 
-    state = init_state(problem, tx, balancer, method, seed)
+    state = sharding_lib.replicate(init_state(problem, tx, balancer, method, seed), mesh)
     run_dir = RunDir(out) if out is not None else (RunDir(resume) if resume is not None else None)
     history: list = []
     if resume is not None:
         source = RunDir(resume)
-        state = Checkpointer(source.checkpoints).restore(state)
+        # The template's placement (one device, or replicated on the mesh) is the restored one,
+        # whatever placement wrote the checkpoint.
+        state = sharding_lib.replicate(Checkpointer(source.checkpoints).restore(state), mesh)
         history = source.read_metrics(int(state.step))
-        if run_dir is not None and run_dir.path == source.path:
+        if run_dir is not None and run_dir.path == source.path and primary:
             history = run_dir.truncate_metrics(int(state.step))
-        elif run_dir is not None:
+        elif run_dir is not None and primary:
             run_dir.append_metrics(history)
     checkpointer = Checkpointer(run_dir.checkpoints) if run_dir is not None else None
 
@@ -255,18 +275,22 @@ def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: i
         balancing=balancing if isinstance(balancing, str) else None, balancing_kwargs=balancing_kwargs or {},
         steps=steps, seed=seed, chunk=chunk, heldout_every=heldout_every,
         checkpoint_every=checkpoint_every, max_nonfinite=max_nonfinite)
-    if run_dir is not None:
+    if run_dir is not None and primary:
         run_dir.write_json("config.json", dataclasses.asdict(config))
 
-    step_fn = make_step(problem, tx, balancer, method)
+    step_fn = make_step(problem, tx, balancer, method, mesh)
     chunk_fns: dict[int, Callable] = {}
+    # State and metrics stay replicated between chunks; only the batch inside is split.
+    placement = {} if mesh is None else {"in_shardings": sharding_lib.replicated(mesh),
+                                         "out_shardings": sharding_lib.replicated(mesh)}
 
     def run_chunk(s, n):
         if n not in chunk_fns:
-            chunk_fns[n] = jax.jit(lambda st: jax.lax.scan(step_fn, st, None, length=n))
+            chunk_fns[n] = jax.jit(lambda st: jax.lax.scan(step_fn, st, None, length=n), **placement)
         return chunk_fns[n](s)
 
-    heldout_fn = jax.jit(make_heldout(problem, method))
+    heldout_fn = jax.jit(make_heldout(problem, method, mesh),
+                         **({} if mesh is None else {"out_shardings": sharding_lib.replicated(mesh)}))
     heldout_root = jax.random.fold_in(jax.random.PRNGKey(seed), HELDOUT_SALT)
 
     bar = _progress(steps, int(state.step), progress)
@@ -287,7 +311,7 @@ def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: i
                 heldout = jax.device_get(heldout_fn(state.params, key, state.step))
             row = _summarise_chunk(metrics, step, heldout, elapsed, n)
             history.append(row)
-            if run_dir is not None:
+            if run_dir is not None and primary:
                 run_dir.append_metrics([row])
             if callback is not None:
                 callback(row)
@@ -313,7 +337,7 @@ def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: i
 
     wall = time.perf_counter() - t_start
     summary = make_summary(problem, history, state, wall, int(state.step) - start_step, error)
-    if run_dir is not None:
+    if run_dir is not None and primary:
         run_dir.write_json("summary.json", summary)
     if checkpointer is not None:
         checkpointer.close()
