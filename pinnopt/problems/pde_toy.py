@@ -12,6 +12,11 @@ The equation has more than one solution. Among radial ones, shooting from the ce
 (u(0) = a, u'(0) = 0) to r = 1 finds exactly two with u(1) = g for a in [-200, 60]: the exact
 u* (u(0) = 0) and a second branch with u(0) = -10.2258, far from u* (relative L2 error 7.63).
 A run's u(0) and relative L2 error tell which one it found: see ``branch``.
+
+Measured (H100, Adam lr 1e-3 decayed 0.9 per 2000 steps, 1.5e5 steps, the talk's loss
+mean r^2 + 1e5 mean (u - g)^2, 2 seeds): a plain 64 x 4 tanh MLP stalled off every branch
+(rel L2 0.74 and 4.25); with 64 random Fourier features of scale 2 it found the exact
+branch (rel L2 0.011 and 0.027).
 """
 from __future__ import annotations
 
