@@ -41,12 +41,13 @@ Choices where the reference (the authors' PyTorch ``BBI``) has a quirk, each tes
 - a bounce draws an isotropic Gaussian direction (the reference draws from a cube, which
   is not uniform on the sphere).
 
-Everything that changes lives in ``BBIState``; thresholds and flags are static. The update
-is a ``lax.switch`` over (skip, bounce, step), so it jits once, runs in ``lax.scan`` and
-vmaps over independent runs (a vmapped run set draws different bounces only if each run's
-``state.key`` differs; ``pinnopt.bench`` reseeds them). A single run draws a random direction
-only when it bounces; under ``vmap`` the branches become a select evaluated at every call, so
-vmapped runs pay for one direction draw per step (noticeable in hundreds of dimensions).
+Everything that changes lives in ``BBIState``; thresholds and flags are static. The update is
+branch-free arithmetic (XLA fuses it into a couple of passes over the parameters) plus one
+``lax.cond`` around the random draw, so it jits once, runs in ``lax.scan`` and vmaps over
+independent runs (a vmapped run set draws different bounces only if each run's ``state.key``
+differs; ``pinnopt.bench`` reseeds them). A single run draws a random direction only when it
+bounces; under ``vmap`` the cond becomes a select evaluated at every call, so vmapped runs pay
+for one direction draw per step (noticeable in hundreds of dimensions).
 """
 from __future__ import annotations
 
@@ -104,13 +105,27 @@ def _safe_div(num, den):
     return jnp.where(ok, num / jnp.where(ok, den, 1), 0)
 
 
-def _initial_momentum(grads, v, energy, per_leaf: bool):
-    """pi_0 = -sqrt(E^2/V_0 - V_0) g/|g|, g normalised as a whole or leaf by leaf."""
-    size = jnp.sqrt(jnp.maximum(energy**2 / v - v, 0))
+def _starting_momentum(fresh, momentum, grads, v, energy, per_leaf: bool):
+    """(pi, |pi|^2): the state's momentum, or on the first call pi_0 = -sqrt(E^2/V_0 - V_0) g/|g|
+    (g the whole gradient, or each leaf on its own with ``per_leaf``; a zero g gives pi_0 = 0).
+
+    The squared norms come from reductions that do not depend on each other, so XLA computes
+    them in one pass; |pi_0|^2 is known in closed form.
+    """
+    size2 = jnp.maximum(energy**2 / v - v, 0)
+    m2 = _sq_norm(momentum)
     if per_leaf:
-        return jax.tree_util.tree_map(lambda g: -size * _safe_div(g, jnp.linalg.norm(g)), grads)
-    scale = -size * _safe_div(1.0, jnp.sqrt(_sq_norm(grads)))
-    return jax.tree_util.tree_map(lambda g: scale * g, grads)
+        g2s = [jnp.sum(jnp.square(g)) for g in jax.tree_util.tree_leaves(grads)]
+        scales = [-jnp.sqrt(size2) * _safe_div(1.0, jnp.sqrt(g2)) for g2 in g2s]
+        p2_start = size2 * sum((g2 > 0).astype(size2.dtype) for g2 in g2s)
+    else:
+        g2 = _sq_norm(grads)
+        scales = [-jnp.sqrt(size2) * _safe_div(1.0, jnp.sqrt(g2))] * len(jax.tree_util.tree_leaves(grads))
+        p2_start = jnp.where(g2 > 0, size2, 0)
+    leaves_m, treedef = jax.tree_util.tree_flatten(momentum)
+    leaves_g = treedef.flatten_up_to(grads)
+    pi = [jnp.where(fresh, c * g, m).astype(m.dtype) for c, g, m in zip(scales, leaves_g, leaves_m)]
+    return jax.tree_util.tree_unflatten(treedef, pi), jnp.where(fresh, p2_start, m2)
 
 
 def energy_rescaling(p2, v, energy, eps1):
@@ -210,6 +225,7 @@ def bbi(
         grads = updates
         dtype = state.energy.dtype
         v = jnp.asarray(value, dtype) - v0
+        zero_int = jnp.zeros((), jnp.int32)
 
         # The first active call starts the run; until then nothing is kept (as in the reference,
         # where calls with V <= eps2 before the first step leave the optimizer unstarted).
@@ -217,63 +233,61 @@ def bbi(
         energy = jnp.where(fresh, v + delta_energy, state.energy)
         v_init = jnp.where(fresh, v, state.v_init)
         v_min = jnp.where(fresh, jnp.inf, state.v_min)
-        zero_int = jnp.zeros((), jnp.int32)
         count_fixed = jnp.where(fresh, zero_int, state.count_fixed)
         count_progress = jnp.where(fresh, zero_int, state.count_progress)
-        momentum = lax.cond(fresh, lambda: _initial_momentum(grads, v, energy, per_leaf_init),
-                            lambda: state.momentum)
+        momentum, p2 = _starting_momentum(fresh, state.momentum, grads, v, energy, per_leaf_init)
 
         fixed_due = (count_fixed == t0) & (state.fixed_bounces < n_fixed) if t0 is not None else jnp.bool_(False)
         progress_due = count_progress == t1 if t1 is not None else jnp.bool_(False)
         active = v > eps2
         # With the guard, V > E means the last move overshot: undo it (see the module docstring).
-        reflect = (v > energy) if energy_guard else jnp.bool_(False)
-        branch = jnp.where(active, jnp.where(fixed_due | progress_due | reflect, 1, 2), 0)
+        reflect = active & (v > energy) if energy_guard else jnp.bool_(False)
+        redraw = active & (fixed_due | progress_due | reflect)  # a bounce or a reflection
+        regular = active & ~redraw
 
-        def skip():
-            return jax.tree_util.tree_map(jnp.zeros_like, grads), state
+        # The regular step, as arithmetic (cheap, fused by XLA); only the random draw is a branch.
+        scale = energy_rescaling(p2, v, energy, eps1) if consistent_energy else jnp.ones((), dtype)
+        dt = learning_rate(state.iteration) if callable(learning_rate) else learning_rate
+        kick = 0.5 * dt * (v / energy + energy / v)
+        drift = dt * v / energy
+        # One draw serves bounces and reflections (under vmap, where a branch is evaluated at
+        # every call, that is one draw per step, not two). The k-th draw uses fold_in(key, k).
+        draw_key = jax.random.fold_in(state.key, state.bounces + state.reflections)
+        direction = lax.cond(redraw, lambda: random_direction(draw_key, momentum, jnp.sqrt(p2)),
+                             lambda: jax.tree_util.tree_map(jnp.zeros_like, momentum))
 
-        def redraw():
-            # A bounce, or with the guard a reflection: pi gets a new direction, same norm. One
-            # branch for both, so a vmapped run set (where a branch becomes a select computed at
-            # every step) draws one direction per step, not two. Draw k uses fold_in(key, k).
-            new_momentum = random_direction(jax.random.fold_in(state.key, state.bounces + state.reflections),
-                                            momentum, jnp.sqrt(_sq_norm(momentum)))
-            back = -jnp.where(reflect, state.last_drift, 0).astype(dtype)
-            fixed = fixed_due & ~reflect
-            bounced = state._replace(
-                momentum=new_momentum, energy=energy, v_init=v_init, v_min=v_min,
-                count_fixed=jnp.where(fixed, zero_int, count_fixed),
-                count_progress=jnp.where(reflect, count_progress, zero_int),
-                fixed_bounces=state.fixed_bounces + fixed.astype(jnp.int32),
-                bounces=state.bounces + (~reflect).astype(jnp.int32),
-                reflections=state.reflections + reflect.astype(jnp.int32),
-                last_drift=jnp.where(reflect, 0, state.last_drift).astype(dtype),
-            )
-            return jax.tree_util.tree_map(lambda m: (back * m).astype(m.dtype), momentum), bounced
+        def new_momentum(m, g, d, m_old):
+            # V <= eps2 keeps the state's momentum (not a first call's pi_0)
+            return jnp.where(regular, scale * m - kick * g, jnp.where(redraw, d, m_old)).astype(m.dtype)
 
-        def step():
-            p2 = _sq_norm(momentum)
-            scale = energy_rescaling(p2, v, energy, eps1) if consistent_energy else jnp.ones((), dtype)
-            dt = learning_rate(state.iteration) if callable(learning_rate) else learning_rate
-            kick = 0.5 * dt * (v / energy + energy / v)
-            drift = dt * v / energy
-            new_momentum = jax.tree_util.tree_map(
-                lambda m, g: (scale * m - kick * g).astype(m.dtype), momentum, grads)
-            new_updates = jax.tree_util.tree_map(lambda m: (drift * m).astype(m.dtype), new_momentum)
-            improved = v < v_min
-            new_state = state._replace(
-                momentum=new_momentum, energy=energy, v_init=v_init,
-                v_min=jnp.where(improved, v, v_min),
-                kinetic=(scale**2 * p2).astype(dtype),
-                iteration=state.iteration + 1,
-                count_fixed=count_fixed + 1,
-                count_progress=jnp.where(improved, zero_int, count_progress + 1),
-                last_drift=jnp.asarray(drift, dtype),
-            )
-            return new_updates, new_state
+        def move(m_new, m_old):
+            undo = jnp.where(reflect, -state.last_drift * m_old, 0)  # the guard takes the last move back
+            return jnp.where(regular, drift * m_new, undo).astype(m_old.dtype)
 
-        return lax.switch(branch, (skip, redraw, step))
+        new_m = jax.tree_util.tree_map(new_momentum, momentum, grads, direction, state.momentum)
+        new_updates = jax.tree_util.tree_map(move, new_m, state.momentum)
+
+        fixed = redraw & fixed_due & ~reflect
+        improved = regular & (v < v_min)
+        keep = lambda new, old: jnp.where(active, new, old)  # V <= eps2: the state stays as it was
+        new_state = BBIState(
+            momentum=new_m,
+            energy=keep(energy, state.energy),
+            v_init=keep(v_init, state.v_init),
+            v_min=keep(jnp.where(improved, v, v_min), state.v_min),
+            kinetic=jnp.where(regular, scale**2 * p2, state.kinetic).astype(dtype),
+            iteration=state.iteration + regular.astype(jnp.int32),
+            count_fixed=keep(jnp.where(fixed, zero_int, count_fixed + regular.astype(jnp.int32)), state.count_fixed),
+            count_progress=keep(jnp.where(improved | (redraw & ~reflect), zero_int,
+                                          count_progress + regular.astype(jnp.int32)), state.count_progress),
+            fixed_bounces=state.fixed_bounces + fixed.astype(jnp.int32),
+            bounces=state.bounces + (redraw & ~reflect).astype(jnp.int32),
+            reflections=state.reflections + reflect.astype(jnp.int32),
+            # what a reflection at the next call would undo: nothing after a bounce (no move)
+            last_drift=keep(jnp.where(regular, drift, 0), state.last_drift).astype(dtype),
+            key=state.key,
+        )
+        return new_updates, new_state
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

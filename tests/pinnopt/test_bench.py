@@ -110,3 +110,24 @@ def test_command_line(capsys, tmp_path):
     bad = parser.parse_args(["rastrigin", "-o", "sgd", "--opt-arg", "adam.learning_rate=1"])
     with pytest.raises(SystemExit, match="adam"):
         bench.cli(bad)
+
+
+def test_traced_hyperparameters_per_run_match_fixed_ones():
+    prob = problems.get("zakharov", dim=2)
+    starts = jnp.array([[1.0, -1.0]] * 2)
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    lrs = jnp.array([1e-3, 1e-2])
+    make = lambda lr: optimizers.get("sgd", learning_rate=lambda _: lr, momentum=0.9)
+    grid = bench.run_batch(prob, make, starts, keys, 30, hparams=lrs)
+    for i, lr in enumerate((1e-3, 1e-2)):
+        fixed = bench.run_batch(prob, optimizers.get("sgd", learning_rate=lr, momentum=0.9),
+                                starts[i:i + 1], keys[i:i + 1], 30)
+        np.testing.assert_allclose(grid.params[i], fixed.params[0], rtol=1e-6)
+
+
+def test_a_diverging_run_keeps_its_best_and_is_counted():
+    table = bench.run_bench("zakharov", ["sgd"], runs=2, steps=40, problem_kwargs={"dim": 2},
+                            optimizer_kwargs={"sgd": {"learning_rate": 1.0}})
+    row = table.rows[0]
+    assert row.diverged == 2 and np.isfinite(row.best_max) and row.best_max > 0
+    assert "diverged" in bench.format_table(table)
