@@ -187,6 +187,7 @@ class SolveConfig:
     chunk: int
     heldout_every: int
     checkpoint_every: int
+    log_every: int
     max_nonfinite: int
 
 
@@ -196,15 +197,28 @@ def _validate_int(name, value, minimum):
     return int(value)
 
 
-def _summarise_chunk(metrics: dict, step: int, heldout: dict, elapsed: float, n: int) -> dict:
-    row = {"step": step}
-    for k, v in metrics.items():
-        v = np.asarray(v)
-        row[k] = int(v.sum()) if k == "nonfinite" else float(v[-1])
-    row["loss_min"] = float(np.nanmin(np.asarray(metrics["loss"]))) if np.isfinite(metrics["loss"]).any() else float("nan")
-    row["steps_per_second"] = n / max(elapsed, 1e-12)
-    row.update({k: float(v) for k, v in heldout.items()})
-    return row
+def _summarise_chunk(metrics: dict, step: int, heldout: dict, elapsed: float, n: int, log_every: int) -> list:
+    """Rows for metrics.jsonl: one at each step that is a multiple of ``log_every``, and one at the chunk's end.
+
+    Each row holds the metrics of its step, ``loss_min`` over the steps since the previous row,
+    ``nonfinite`` counted over the same window, and the chunk's speed; the chunk's last row
+    also carries the held-out evaluation when one was due.
+    """
+    metrics = {k: np.asarray(v) for k, v in metrics.items()}
+    first = step - n  # steps in this chunk are first + 1 .. step
+    ends = sorted({s - first - 1 for s in range(first + 1, step + 1) if s % log_every == 0} | {n - 1})
+    rows, begin = [], 0
+    for end in ends:
+        row = {"step": first + end + 1}
+        for k, v in metrics.items():
+            row[k] = int(v[begin:end + 1].sum()) if k == "nonfinite" else float(v[end])
+        window = metrics["loss"][begin:end + 1]
+        row["loss_min"] = float(np.nanmin(window)) if np.isfinite(window).any() else float("nan")
+        row["steps_per_second"] = n / max(elapsed, 1e-12)
+        rows.append(row)
+        begin = end + 1
+    rows[-1].update({k: float(v) for k, v in heldout.items()})
+    return rows
 
 
 def _progress(total, initial, enabled):
@@ -219,7 +233,8 @@ def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: i
           chunk: int = 250, out: Optional[str] = None, resume: Optional[str] = None, *,
           optimizer_kwargs: Optional[dict] = None, constraint_kwargs: Optional[dict] = None,
           balancing_kwargs: Optional[dict] = None, heldout_every: Optional[int] = None,
-          checkpoint_every: Optional[int] = None, max_nonfinite: int = 50, progress: bool = False,
+          checkpoint_every: Optional[int] = None, log_every: Optional[int] = None,
+          max_nonfinite: int = 50, progress: bool = False,
           problem_config: Optional[dict] = None, callback: Optional[Callable[[dict], None]] = None,
           devices: sharding_lib.Devices = None) -> Result:
     """Train ``problem`` for ``steps`` steps in total; returns ``Result(params, history, state, ...)``.
@@ -228,7 +243,8 @@ def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: i
     ready objects. ``out`` is a run directory (config.json, metrics.jsonl, checkpoints/,
     summary.json); without it nothing is written. ``resume`` is a run directory whose latest
     checkpoint is continued (bit for bit on the same machine) up to ``steps`` in total.
-    Held-out constraint violations on fresh points are computed every ``heldout_every`` steps
+    Metrics are logged every ``log_every`` steps (default chunk/10); held-out constraint
+    violations on fresh points are computed every ``heldout_every`` steps
     (rounded to chunk ends) and at the end. Non-finite steps are skipped; ``max_nonfinite`` in
     a row stop the run with ``NonFiniteError`` (the last good checkpoint is kept).
     ``devices`` (an int: the first N of ``jax.devices()``, or a list of devices) splits every
@@ -246,6 +262,7 @@ def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: i
     # With several processes only the first writes the shared files; all of them checkpoint
     # (orbax coordinates the processes itself).
     primary = mesh is None or sharding_lib.is_primary()
+    log_every = _validate_int("log_every", log_every if log_every is not None else max(1, chunk // 10), 1)
 
     tx = _resolve(optimizers_lib, optimizer, optimizer_kwargs, "optimizer")
     method = _resolve(constraints_lib, constraints, constraint_kwargs, "constraint")
@@ -274,7 +291,7 @@ def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: i
         constraint_kwargs=constraint_kwargs or {},
         balancing=balancing if isinstance(balancing, str) else None, balancing_kwargs=balancing_kwargs or {},
         steps=steps, seed=seed, chunk=chunk, heldout_every=heldout_every,
-        checkpoint_every=checkpoint_every, max_nonfinite=max_nonfinite)
+        checkpoint_every=checkpoint_every, log_every=log_every, max_nonfinite=max_nonfinite)
     if run_dir is not None and primary:
         run_dir.write_json("config.json", dataclasses.asdict(config))
 
@@ -309,12 +326,14 @@ def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: i
             if step // heldout_every != (step - n) // heldout_every or step >= steps:
                 key = jax.random.fold_in(heldout_root, step)
                 heldout = jax.device_get(heldout_fn(state.params, key, state.step))
-            row = _summarise_chunk(metrics, step, heldout, elapsed, n)
-            history.append(row)
+            rows = _summarise_chunk(metrics, step, heldout, elapsed, n, log_every)
+            row = rows[-1]
+            history.extend(rows)
             if run_dir is not None and primary:
-                run_dir.append_metrics([row])
+                run_dir.append_metrics(rows)
             if callback is not None:
-                callback(row)
+                for r in rows:
+                    callback(r)
             for msg in balancer.diagnose(state.balancer_state):
                 if msg not in warned:
                     warned.add(msg)
