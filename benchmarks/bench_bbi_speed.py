@@ -4,10 +4,11 @@
    ``--repeats`` timings), for 2-D Ackley and 10-D Zakharov with the paper's settings, next to
    the reference PyTorch implementation's 55-160 us per step on the same toys; and the
    amortised cost per run-step when ``--runs`` runs are vmapped.
-2. Network: a flax MLP (1-64-64-1, tanh) fit to sin(pi x) on 256 points, ``--steps`` full-batch
-   steps in one ``lax.scan``, BBI against optax SGD with momentum 0.9; the script prints the
-   time per step of each and their ratio (target: BBI within 1.2x of SGD). Both optimizers
-   come from ``pinnopt.optimizers.get`` and are called the same way (value=, grad=, value_fn=).
+2. Network: a flax MLP (1-64-64-1, tanh; ``--width``) fit to sin(pi x) on 256 points
+   (``--points``), ``--net-steps`` full-batch steps in one ``lax.scan``, BBI against optax SGD
+   with momentum 0.9; the script prints the time per step of each and their ratio (target:
+   BBI within 1.2x of SGD). Both optimizers come from ``pinnopt.optimizers.get`` and are
+   called the same way (value=, grad=, value_fn=).
 
     python benchmarks/bench_bbi_speed.py
     python benchmarks/bench_bbi_speed.py --quick
@@ -69,17 +70,19 @@ def toy_table(steps: int, runs: int, repeats: int) -> str:
 
 
 class MLP(nn.Module):
+    width: int = 64
+
     @nn.compact
     def __call__(self, x):
-        x = nn.tanh(nn.Dense(64)(x))
-        x = nn.tanh(nn.Dense(64)(x))
+        x = nn.tanh(nn.Dense(self.width)(x))
+        x = nn.tanh(nn.Dense(self.width)(x))
         return nn.Dense(1)(x)[..., 0]
 
 
-def network_table(steps: int, repeats: int) -> str:
-    x = jnp.linspace(-1, 1, 256)[:, None]
+def network_table(steps: int, repeats: int, width: int = 64, points: int = 256) -> str:
+    x = jnp.linspace(-1, 1, points)[:, None]
     y = jnp.sin(jnp.pi * x[:, 0])
-    model = MLP()
+    model = MLP(width)
     params = model.init(jax.random.PRNGKey(0), x)
     loss_fn = lambda p: jnp.mean((model.apply(p, x) - y) ** 2)
     n_params = sum(a.size for a in jax.tree_util.tree_leaves(params))
@@ -98,7 +101,7 @@ def network_table(steps: int, repeats: int) -> str:
             times[name].append(time.perf_counter() - start)
     finals = {name: float(fn(params)[1][-1]) for name, fn in runs.items()}
     per_step = {name: min(t) / steps * 1e6 for name, t in times.items()}
-    lines = [f"network: MLP 1-64-64-1 ({n_params} parameters), 256 points, {steps} full-batch steps in lax.scan "
+    lines = [f"network: MLP 1-{width}-{width}-1 ({n_params} parameters), {points} points, {steps} full-batch steps in lax.scan "
              f"(best of {repeats}, interleaved)",
              f"{'optimizer':<20} {'us/step':>9} {'final loss':>11}"]
     for name in runs:
@@ -114,14 +117,18 @@ def main(argv=None) -> None:
     parser.add_argument("--runs", type=int, default=1000, help="vmapped toy runs (default 1000)")
     parser.add_argument("--net-steps", type=int, default=2000, help="network steps (default 2000)")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--width", type=int, default=64, help="hidden width of the MLP (default 64)")
+    parser.add_argument("--points", type=int, default=256, help="training points of the MLP (default 256)")
+    parser.add_argument("--network-only", action="store_true", help="skip the toys")
     parser.add_argument("--quick", action="store_true", help="2000 toy steps, 100 runs, 500 network steps, 3 repeats")
     args = parser.parse_args(argv)
     if args.quick:
         args.steps, args.runs, args.net_steps, args.repeats = 2000, 100, 500, 3
     print(f"backend: {jax.default_backend()}, devices: {jax.devices()}")
-    print(toy_table(args.steps, args.runs, args.repeats))
-    print()
-    print(network_table(args.net_steps, args.repeats))
+    if not args.network_only:
+        print(toy_table(args.steps, args.runs, args.repeats))
+        print()
+    print(network_table(args.net_steps, args.repeats, args.width, args.points))
 
 
 if __name__ == "__main__":

@@ -140,7 +140,7 @@ def test_global_init_points_along_minus_the_whole_gradient():
     tx = bbi(1e-3, delta_energy=1.0, consistent_energy=False)
     _, state = jax.jit(tx.update)(grads, tx.init(p0), p0, value=2.0)
     e, v = 3.0, 2.0
-    pi = jnp.concatenate([state.momentum["a"], state.momentum["b"]]) + 0.5e-3 * (v / e + e / v) * jnp.array(
+    pi = state.momentum + 0.5e-3 * (v / e + e / v) * jnp.array(
         [3.0, 0.0, 0.0, 0.0, 4.0])
     np.testing.assert_allclose(pi, -math.sqrt(e**2 / v - v) * jnp.array([3.0, 0, 0, 0, 4.0]) / 5.0, rtol=1e-5)
 
@@ -307,7 +307,7 @@ def test_zero_gradient_leaf_at_start_stays_finite():
         u, state = jax.jit(tx.update)(g, tx.init(x), x, value=1.0)
         for leaf in jax.tree_util.tree_leaves((u, state)):
             assert bool(jnp.all(jnp.isfinite(leaf)))
-        assert float(state.momentum["a"][0]) < 0  # downhill
+        assert float(state.momentum[0]) < 0  # downhill (momentum is raveled: leaf "a" first)
     # A zero gradient everywhere: zero momentum, nothing moves, nothing is NaN.
     tx = bbi(1e-2, delta_energy=1.0)
     u, state = jax.jit(tx.update)(jnp.zeros(2), tx.init(jnp.zeros(2)), jnp.zeros(2), value=1.0)
@@ -421,3 +421,15 @@ def test_learning_rate_schedule():
     sched = optax.linear_schedule(0.05, 0.0, 10)
     (x, state), _ = _run(bbi(sched, threshold0=None, threshold1=None), _quartic, jnp.array([1.0, 1.0]), 30)
     assert bool(jnp.all(jnp.isfinite(x))) and int(state.iteration) == 30
+
+
+def test_drawing_in_a_branch_or_always_gives_the_same_run():
+    """``draw_always`` changes the cost of a bounce, not its result."""
+    hp = dict(delta_energy=1.0, threshold0=5, n_fixed_bounces=3, threshold1=8, energy_guard=True)
+    x0 = jnp.array([1.0, -0.5, 0.25])
+    runs = [_run(bbi(0.05, draw_always=flag, **hp), _quartic, x0, 60) for flag in (False, True)]
+    (x_branch, s_branch), _ = runs[0]
+    (x_always, s_always), _ = runs[1]
+    assert int(s_branch.bounces) == 3
+    np.testing.assert_allclose(x_branch, x_always, rtol=1e-6)
+    np.testing.assert_allclose(s_branch.momentum, s_always.momentum, rtol=1e-6)
