@@ -294,7 +294,8 @@ def bbi(
             return random_direction(jax.random.fold_in(key, k), shape, norm)
 
         draw_args = (state.key, state.bounces + state.reflections, norm)
-        if draw_always if draw_always is not None else jax.default_backend() != "cpu":
+        select_draw = draw_always if draw_always is not None else jax.default_backend() != "cpu"
+        if select_draw:
             direction = jnp.where(redraw, draw(*draw_args), 0)
         else:
             direction = lax.cond(redraw, draw, lambda key, k, norm: jnp.zeros(shape.shape, shape.dtype),
