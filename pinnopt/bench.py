@@ -158,13 +158,14 @@ def run_batch(
         opt_key, data_key = jax.random.split(key)
         state = reseed_state(tx.init(p0), opt_key)
 
-        def loss_at(params, step):
+        def loss_at(step):
+            """The loss of step ``step`` (its batch drawn from the run's data key)."""
             batch = problem.sample(jax.random.fold_in(data_key, step), step)
             return lambda p: objective_value(problem.terms(p, batch))
 
         def step_fn(carry, step):
             params, state, best, stopped_at = carry
-            loss_fn = loss_at(params, step)
+            loss_fn = loss_at(step)
             value, grad = jax.value_and_grad(loss_fn)(params)
             updates, new_state = tx.update(grad, state, params, value=value, grad=grad, value_fn=loss_fn)
             new_params = optax.apply_updates(params, updates)
@@ -180,7 +181,7 @@ def run_batch(
             carry, _ = jax.lax.scan(step_fn, carry, start + jnp.arange(length))
             return carry
 
-        value0 = objective_value(problem.terms(p0, problem.sample(jax.random.fold_in(data_key, 0), 0)))
+        value0 = loss_at(0)(p0)
         carry = (p0, state, jnp.full((), jnp.inf, value0.dtype), jnp.full((), -1, jnp.int32))
         if stop_fn is None:
             def record(carry, start):
@@ -207,7 +208,7 @@ def run_batch(
             carry = chunk(carry, n_records * record_every, rest)
             curve = jnp.concatenate([curve, carry[2][None]])
         params, _, best, stopped_at = carry
-        final = objective_value(problem.terms(params, problem.sample(jax.random.fold_in(data_key, steps), steps)))
+        final = loss_at(steps)(params)
         return params, jnp.fmin(best, final), final, curve, stopped_at
 
     compiled_start = time.perf_counter()
