@@ -23,6 +23,7 @@ keeps it finite next to the steep x^8 wall; the "diverged" column counts non-fin
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import jax
@@ -30,8 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pinnopt import bench, optimizers
-from pinnopt.problems.base import KnownMinimum
-from pinnopt.problems.toys import TestFunction, rastrigin
+from pinnopt.problems.toys import TestFunction, make_rastrigin
 
 FREQUENT = dict(threshold0=100, n_fixed_bounces=10, threshold1=300)
 # name -> (learning rates, values of the second hyperparameter); 6 x 2 = 12 configurations each.
@@ -45,9 +45,8 @@ GRIDS = {
 
 def make_problem(dim: int, eps: float) -> TestFunction:
     """Rastrigin (A = 10), plus eps sum(x^8) when eps > 0 (a wall far out; the minimum stays 0 at 0)."""
-    fn = (lambda x: rastrigin(x, 10.0) + eps * jnp.sum(x**8, axis=-1)) if eps else (lambda x: rastrigin(x, 10.0))
-    name = f"rastrigin+{eps:g}x^8" if eps else "rastrigin"
-    return TestFunction(name, fn, dim, KnownMinimum(np.zeros(dim), 0.0), 5.12, None, {"a": 10.0, "eps_x8": eps})
+    prob = make_rastrigin(dim, 10.0, eps8=eps)
+    return dataclasses.replace(prob, name=f"rastrigin+{eps:g}x^8" if eps else "rastrigin")
 
 
 def search(prob, name: str, runs: int, steps: int, key) -> tuple[dict, float]:

@@ -92,9 +92,15 @@ class TestFunction:
                 "x0": None if self.x0 is None else list(self.x0), **self.options}
 
 
-def make_rastrigin(dim: int = 2, a: float = 10.0, init_scale: float = 5.12, x0=None) -> TestFunction:
-    return TestFunction("rastrigin", lambda x: rastrigin(x, a), dim, KnownMinimum(np.zeros(dim), 0.0),
-                        init_scale, x0, {"a": a})
+def make_rastrigin(dim: int = 2, a: float = 10.0, init_scale: float = 5.12, x0=None,
+                   eps8: float = 0.0) -> TestFunction:
+    """Rastrigin, plus ``eps8 * sum(x_i^8)`` when ``eps8 > 0``: a confining wall far out that keeps
+    energy-conserving optimizers from wandering off (the minimum stays 0 at x = 0)."""
+    if not eps8 >= 0:
+        raise ValueError(f"rastrigin: eps8 must be non-negative, got {eps8}")
+    fn = (lambda x: rastrigin(x, a) + eps8 * jnp.sum(x**8, axis=-1)) if eps8 else (lambda x: rastrigin(x, a))
+    return TestFunction("rastrigin", fn, dim, KnownMinimum(np.zeros(dim), 0.0), init_scale, x0,
+                        {"a": a, "eps8": eps8})
 
 
 def make_ackley(dim: int = 2, a: float = 20.0, b: float = 0.2, init_scale: float = 4.0, x0=None) -> TestFunction:
