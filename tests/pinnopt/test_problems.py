@@ -82,3 +82,11 @@ def test_registry_errors_name_the_problem():
 def test_constraint_kind_validated():
     with pytest.raises(ValueError, match="kind"):
         Constraint(jnp.zeros(3), kind="le")
+
+
+def test_rastrigin_eps8_wall():
+    p = pinnopt.problems.get("rastrigin", dim=5, eps8=1e-4)
+    assert float(p.terms(jnp.ones(5), None)["f"].loss) == pytest.approx(5.0 + 5e-4, rel=1e-6)
+    assert float(p.terms(jnp.zeros(5), None)["f"].loss) == 0.0
+    with pytest.raises(ValueError, match="eps8"):
+        pinnopt.problems.get("rastrigin", eps8=-1.0)
