@@ -1,0 +1,515 @@
+"""Metric networks (flax.linen): a general 10-component metric, a synchronous-gauge one, FLRW.
+
+Units, stated once for the whole plugin: c = 1 and H0 = 1. Times are in units of the Hubble
+time 1/H0 (9.78/h Gyr), lengths in units of the Hubble length c/H0 (2998/h Mpc). Today is
+t = 0 with a(0) = 1; the past is t < 0 (the observer sits at t = 0 at the spatial origin).
+
+Every network maps one point ``x = (t, x, y, z)``, shape (4,), to ``g_ab``, shape (4, 4), so
+``metric_fn = lambda x: model.apply(params, x)`` works with every function of
+:mod:`cosmology.geometry` (vmap over points). ``bind(model, params)`` gives the same
+callable plus a ``jet`` method that propagates first and second coordinate derivatives
+through the network in one forward pass; the geometry engine picks it up automatically.
+
+Each network starts near a chosen background FLRW scale factor a(t) (``Background``), and
+its outputs pass through smooth bounded maps (``s tanh(u / s)``) into a lapse, a shift and a
+Cholesky factor of the spatial metric, so that the signature (-,+,+,+) holds for every
+output, however large, with a bounded condition number.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cosmology.geometry import (
+    DIM,
+    PAIRS,
+    Jet,
+    jet_concatenate,
+    jet_constant,
+    jet_linear,
+    jet_map,
+    jet_product,
+    time_jet,
+)
+
+H0 = 1.0  # the Hubble rate today, in code units (times in 1/H0, lengths in c/H0)
+
+
+# ----------------------------------------------------------------------------- background
+
+
+@dataclasses.dataclass(frozen=True)
+class Background:
+    """A homogeneous background scale factor a(t), normalised to a(0) = 1 and H(0) = H0 = 1.
+
+    kinds (closed forms, t in units of 1/H0):
+      - ``"matter"`` (Einstein-de Sitter): a = (1 + 3t/2)^(2/3), big bang at t = -2/3.
+      - ``"lcdm"`` (flat, ``omega_m`` in (0, 1), Omega_Lambda = 1 - omega_m):
+        a = (Om/OL)^(1/3) sinh^(2/3)(3/2 sqrt(OL) (t + t0)),
+        t0 = 2/(3 sqrt(OL)) asinh(sqrt(OL/Om)) the age.
+      - ``"de_sitter"``: a = exp(t) (no big bang).
+      - ``"static"``: a = 1 (Minkowski; H = 0, for tests and flat-space controls).
+    Before the big bang a(t) is not defined (NaN); keep training domains after it.
+    """
+
+    kind: str = "matter"
+    omega_m: float = 0.3
+
+    def __post_init__(self):
+        if self.kind not in ("matter", "lcdm", "de_sitter", "static"):
+            raise ValueError(f"Background kind must be matter, lcdm, de_sitter or static, got {self.kind!r}")
+        if self.kind == "lcdm" and not 0.0 < self.omega_m < 1.0:
+            raise ValueError(f"Background omega_m must lie in (0, 1) for lcdm, got {self.omega_m}")
+
+    @property
+    def age(self) -> float:
+        """Time since the big bang today, in 1/H0 (inf without a big bang)."""
+        if self.kind == "matter":
+            return 2.0 / 3.0
+        if self.kind == "lcdm":
+            ol = 1.0 - self.omega_m
+            return 2.0 / (3.0 * math.sqrt(ol)) * math.asinh(math.sqrt(ol / self.omega_m))
+        return math.inf
+
+    def scale_factor(self, t: jax.Array) -> jax.Array:
+        """a(t)."""
+        t = jnp.asarray(t)
+        if self.kind == "matter":
+            return (1.0 + 1.5 * t) ** (2.0 / 3.0)
+        if self.kind == "lcdm":
+            ol = 1.0 - self.omega_m
+            amplitude = (self.omega_m / ol) ** (1.0 / 3.0)
+            return amplitude * jnp.sinh(1.5 * math.sqrt(ol) * (t + self.age)) ** (2.0 / 3.0)
+        if self.kind == "de_sitter":
+            return jnp.exp(t)
+        return jnp.ones_like(t)
+
+    def hubble_rate(self, t: jax.Array) -> jax.Array:
+        """H(t) = a'/a."""
+        t = jnp.asarray(t)
+        if self.kind == "matter":
+            return 1.0 / (1.0 + 1.5 * t)
+        if self.kind == "lcdm":
+            ol = 1.0 - self.omega_m
+            return math.sqrt(ol) / jnp.tanh(1.5 * math.sqrt(ol) * (t + self.age))
+        if self.kind == "de_sitter":
+            return jnp.ones_like(t)
+        return jnp.zeros_like(t)
+
+    def time_at_redshift(self, z: jax.Array) -> jax.Array:
+        """t(z) with 1 + z = 1/a (negative: the past)."""
+        a = 1.0 / (1.0 + jnp.asarray(z))
+        if self.kind == "matter":
+            return 2.0 / 3.0 * (a**1.5 - 1.0)
+        if self.kind == "lcdm":
+            ol = 1.0 - self.omega_m
+            return 2.0 / (3.0 * math.sqrt(ol)) * jnp.arcsinh(math.sqrt(ol / self.omega_m) * a**1.5) - self.age
+        if self.kind == "de_sitter":
+            return jnp.log(a)
+        raise ValueError("Background kind 'static' has no redshift-time relation")
+
+
+# ----------------------------------------------------------------------------- activations
+
+
+def soft_clip(u: jax.Array, bound: float) -> jax.Array:
+    """bound * tanh(u / bound): the identity near 0, never beyond +-bound."""
+    return bound * jnp.tanh(u / bound)
+
+
+# Cody-Waite split of pi/2 (each part exact in float32), for the float32 range reduction.
+_HALF_PI = (1.5703125, 4.837512969970703125e-4, 7.54978995489188216e-8)
+
+
+@jax.custom_jvp
+def sincos(z: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(sin z, cos z) together.
+
+    float32: one range reduction z = k pi/2 + r, |r| <= pi/4, and Taylor polynomials in r
+    (error < 1e-9 on that interval, far below float32 resolution); XLA's CPU sin is several
+    times slower and dominates a SIREN's derivative passes. float64: jnp.sin and jnp.cos.
+    Differentiated by the exact rule d(sin, cos) = (cos, -sin) dz.
+    """
+    if z.dtype == jnp.float64:
+        return jnp.sin(z), jnp.cos(z)
+    k = jnp.round(z * (2.0 / math.pi))
+    r = ((z - k * _HALF_PI[0]) - k * _HALF_PI[1]) - k * _HALF_PI[2]
+    r2 = r * r
+    s = r + r * r2 * (-1.0 / 6 + r2 * (1.0 / 120 + r2 * (-1.0 / 5040 + r2 * (1.0 / 362880))))
+    c = 1.0 + r2 * (-0.5 + r2 * (1.0 / 24 + r2 * (-1.0 / 720 + r2 * (1.0 / 40320 + r2 * (-1.0 / 3628800)))))
+    quadrant = k.astype(jnp.int32)
+    swap = (quadrant & 1) == 1
+    sin_z = jnp.where(swap, c, s) * jnp.where((quadrant & 2) == 2, -1.0, 1.0).astype(z.dtype)
+    cos_z = jnp.where(swap, s, c) * jnp.where(((quadrant + 1) & 2) == 2, -1.0, 1.0).astype(z.dtype)
+    return sin_z, cos_z
+
+
+@sincos.defjvp
+def _sincos_jvp(primals, tangents):
+    (z,), (dz,) = primals, tangents
+    s, c = sincos(z)
+    return (s, c), (c * dz, -s * dz)
+
+
+# ----------------------------------------------------------------------------- the network
+
+
+def _uniform(bound: float):
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+class SineMLP(nn.Module):
+    """A SIREN: h_1 = sin(w0 (x W_1 + b_1)), h_l = sin(h_{l-1} W_l + b_l), u = h_L W_out + b_out.
+
+    Initialisation after Sitzmann et al. (2020): W_1 ~ U(+-1/fan_in), W_l ~ U(+-sqrt(6/fan_in)),
+    biases ~ U(+-1/sqrt(fan_in)); the output layer is scaled by ``out_scale`` and has zero
+    bias, so u starts small and the metric starts near its background.
+    """
+
+    width: int = 64
+    depth: int = 4
+    n_out: int = 10
+    w0: float = 6.0
+    out_scale: float = 1e-2
+
+    def setup(self):
+        if self.depth < 1 or self.width < 1:
+            raise ValueError(f"SineMLP width and depth must be positive, got {self.width}, {self.depth}")
+        layers = []
+        fan_in = DIM
+        for index in range(self.depth):
+            bound = 1.0 / fan_in if index == 0 else math.sqrt(6.0 / fan_in)
+            kernel = self.param(f"kernel_{index}", _uniform(bound), (fan_in, self.width))
+            bias = self.param(f"bias_{index}", _uniform(1.0 / math.sqrt(fan_in)), (self.width,))
+            layers.append((kernel, bias))
+            fan_in = self.width
+        self.layers = layers
+        self.out_kernel = self.param("out_kernel", _uniform(self.out_scale * math.sqrt(6.0 / fan_in)), (fan_in, self.n_out))
+        self.out_bias = self.param("out_bias", nn.initializers.zeros, (self.n_out,))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h = x
+        for index, (kernel, bias) in enumerate(self.layers):
+            z = h @ kernel + bias
+            h = sincos(self.w0 * z if index == 0 else z)[0]
+        return h @ self.out_kernel + self.out_bias
+
+    def jet(self, x: jax.Array) -> Jet:
+        """u(x) with d_i u and d_i d_j u (i <= j) in one forward pass (Taylor mode, order 2).
+
+            z = h W + b:  d z = d h W,  dd z = dd h W          (linear)
+            h = sin z:    d_i h = cos z d_i z,  d_i d_j h = cos z d_i d_j z - sin z d_i z d_j z
+        The first layer's input is the coordinate itself (d_i x = e_i, dd x = 0), so its
+        derivative streams cost no matrix product.
+        """
+        kernel, bias = self.layers[0]
+        rows = self.w0 * kernel  # d_i z_1 = w0 W_1[i]
+        s, c = sincos(self.w0 * (x @ kernel + bias))
+        h = s
+        d_h = [c * rows[i] for i in range(DIM)]
+        dd_h = [-s * (rows[i] * rows[j]) for i, j in PAIRS]
+        for kernel, bias in self.layers[1:]:
+            z, d_z, dd_z = h @ kernel + bias, [d @ kernel for d in d_h], [d @ kernel for d in dd_h]
+            s, c = sincos(z)
+            h = s
+            d_h = [c * d for d in d_z]
+            dd_h = [c * dd - s * (d_z[i] * d_z[j]) for dd, (i, j) in zip(dd_z, PAIRS)]
+        out = lambda v: v @ self.out_kernel
+        return Jet(out(h) + self.out_bias, tuple(out(d) for d in d_h), tuple(out(d) for d in dd_h))
+
+
+def _check_point(x: jax.Array) -> None:
+    if jnp.shape(x) != (DIM,):
+        raise ValueError(f"x must be one point (t, x, y, z) of shape (4,) (vmap over points), got {jnp.shape(x)}")
+
+
+# ----------------------------------------------------------------------------- assembly maps
+# Written once in jet arithmetic: on constant jets (``jet_constant``) they give the plain
+# metric, on the network's jet they give g with its first and second derivatives.
+
+
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    """How far the network may move the metric from its background (soft limits, tanh).
+
+    ``log_lapse``: |log N| <= this. ``shift``: each orthonormal shift component beta_hat_i
+    (in units of N) <= this; below 1/sqrt(3) the time coordinate stays timelike.
+    ``log_stretch``: |log| of each diagonal entry of the spatial factor. ``shear``: each
+    off-diagonal entry of the spatial factor (relative to a(t)).
+    """
+
+    log_lapse: float = 1.0
+    shift: float = 0.5
+    log_stretch: float = 1.0
+    shear: float = 0.5
+
+    def __post_init__(self):
+        for name in ("log_lapse", "shift", "log_stretch", "shear"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"Bounds.{name} must be positive, got {getattr(self, name)}")
+
+
+def bounded_outputs(u: Jet, bound: jax.Array, exponentiate: jax.Array) -> Jet:
+    """Elementwise q = b tanh(u / b), then exp(q) where ``exponentiate``; with derivatives
+
+        q' = 1 - s^2, q'' = -2 s (1 - s^2) / b  (s = tanh(u / b));  (e^q)' = e^q q', (e^q)'' = e^q (q'^2 + q'')
+    """
+    def parts(v):
+        q = soft_clip(v, bound)
+        s = q / bound
+        dq = 1.0 - s * s
+        return q, dq, -2.0 * s * dq / bound
+
+    def f(v):
+        q = parts(v)[0]
+        return jnp.where(exponentiate, jnp.exp(q), q)
+
+    def df(v):
+        q, dq, _ = parts(v)
+        return jnp.where(exponentiate, jnp.exp(q) * dq, dq)
+
+    def ddf(v):
+        q, dq, ddq = parts(v)
+        return jnp.where(exponentiate, jnp.exp(q) * (dq * dq + ddq), ddq)
+
+    return jet_map(u, f, df, ddf)
+
+
+_ETA = (-1.0, 1.0, 1.0, 1.0)
+# Where the entries of the coframe C^A_m go (row-major 4x4 slot 4 A + m): GeneralMetric's
+# 10 scaled outputs [N, N b0, N b1, N b2, a d0, a d1, a d2, a s0, a s1, a s2] and
+# SynchronousMetric's 7 [1, a d0, a d1, a d2, a s0, a s1, a s2] (d: the diagonal of L_hat,
+# s: its entries L10, L20, L21). All other coframe entries are zero.
+_GENERAL_SLOTS = (0, 4, 8, 12, 5, 10, 15, 6, 7, 11)
+_SYNCHRONOUS_SLOTS = (0, 5, 10, 15, 6, 7, 11)
+
+
+def _quadratic_form(slots):
+    """g_mn = sum_A eta_A C^A_m C^A_n written as sum_k T[k, mn] v[left_k] v[right_k]: the
+    constant 0/1 selection matrices of left and right factors and the target matrix T
+    (only the products of non-zero coframe entries; each unordered pair once)."""
+    entry = {slot: k for k, slot in enumerate(slots)}
+    left, right, targets = [], [], []
+    for m in range(DIM):
+        for n in range(m, DIM):
+            for a in range(DIM):
+                i, j = entry.get(DIM * a + m), entry.get(DIM * a + n)
+                if i is None or j is None:
+                    continue
+                target = np.zeros((DIM, DIM))
+                target[m, n] = target[n, m] = _ETA[a]
+                left.append(i), right.append(j), targets.append(target.ravel())
+    select = lambda idx: np.eye(len(slots))[:, idx]
+    return select(left), select(right), np.stack(targets)
+
+
+_GENERAL_FORM = _quadratic_form(_GENERAL_SLOTS)
+_SYNCHRONOUS_FORM = _quadratic_form(_SYNCHRONOUS_SLOTS)
+
+
+def metric_from_coframe(entries: Jet, form) -> Jet:
+    """g_{mn} = eta_{AB} C^A_m C^B_n, as a jet, from the non-zero coframe entries.
+
+    GeneralMetric's coframe is theta^0 = N dt, theta^i = N beta_hat_i dt + (L^T)_{ij} dx^j
+    with gamma = L L^T, L = a(t) L_hat lower-triangular with positive diagonal, which gives
+
+        g_00 = -N^2 (1 - |beta_hat|^2) = -N^2 + beta^i beta_i,   g_0i = beta_i = N (L beta_hat)_i,
+        g_ij = gamma_ij = (L L^T)_ij.
+
+    Signature (-,+,+,+) for every output: C is invertible (det C = N det L > 0), so g is
+    congruent to eta (Sylvester's law of inertia). The products of coframe entries are one
+    elementwise jet product of two selections (small matrix products, no reductions).
+    """
+    left, right, target = (jnp.asarray(m, entries.value.dtype) for m in form)
+    products = jet_product(jet_linear(entries, lambda v: v @ left), jet_linear(entries, lambda v: v @ right))
+    return jet_linear(products, lambda p: (p @ target).reshape(DIM, DIM))
+
+
+def _general_jet(a: Jet, u: Jet, bounds: Bounds) -> Jet:
+    dtype = u.value.dtype
+    bound = jnp.array([bounds.log_lapse] + [bounds.shift] * 3 + [bounds.log_stretch] * 3 + [bounds.shear] * 3, dtype)
+    exponentiate = jnp.array([True, False, False, False, True, True, True, False, False, False])
+    q = bounded_outputs(u, bound, exponentiate)
+    lapse = jet_linear(q, lambda v: v[:1])
+    scale = jet_concatenate(
+        [jet_constant(jnp.ones((1,), dtype)), jet_linear(lapse, lambda v: jnp.broadcast_to(v, (3,))),
+         jet_linear(a, lambda v: jnp.broadcast_to(v, (6,)))]
+    )
+    return metric_from_coframe(jet_product(q, scale), _GENERAL_FORM)
+
+
+def _synchronous_jet(a: Jet, u: Jet, bounds: Bounds) -> Jet:
+    dtype = u.value.dtype
+    bound = jnp.array([bounds.log_stretch] * 3 + [bounds.shear] * 3, dtype)
+    exponentiate = jnp.array([True, True, True, False, False, False])
+    q = bounded_outputs(u, bound, exponentiate)
+    entries = jet_concatenate([jet_constant(jnp.ones((1,), dtype)), jet_product(q, a)])
+    return metric_from_coframe(entries, _SYNCHRONOUS_FORM)
+
+
+def general_metric_from_outputs(x: jax.Array, u: jax.Array, background: Background, bounds: Bounds) -> jax.Array:
+    """GeneralMetric's map from 10 raw outputs to g_ab at x.
+
+    u[0] -> log N, u[1:4] -> beta_hat, u[4:7] -> log of the spatial factor's diagonal,
+    u[7:10] -> its off-diagonal (all soft-clipped by ``bounds``); the spatial factor is
+    multiplied by the background a(t), so u = 0 gives -dt^2 + a(t)^2 dx^2.
+    """
+    return _general_jet(jet_constant(background.scale_factor(x[0])), jet_constant(u), bounds).value
+
+
+def synchronous_metric_from_outputs(x: jax.Array, u: jax.Array, background: Background, bounds: Bounds) -> jax.Array:
+    """SynchronousMetric's map: g_00 = -1, g_0i = 0, g_ij = a(t)^2 (delta_ij + h_ij), delta + h = L L^T."""
+    return _synchronous_jet(jet_constant(background.scale_factor(x[0])), jet_constant(u), bounds).value
+
+
+class GeneralMetric(nn.Module):
+    """All ten components of g from a SIREN, Lorentzian by construction (lapse, shift, Cholesky).
+
+    g_00 = -N^2 + beta_i beta^i, g_0i = beta_i, g_ij = (L L^T)_ij, L = a(t) L_net; at the
+    start (small outputs) g is the background -dt^2 + a(t)^2 dx^2. See
+    ``general_metric_from_outputs`` and ``Bounds``.
+    """
+
+    width: int = 64
+    depth: int = 4
+    w0: float = 6.0
+    out_scale: float = 1e-2
+    background: Background = Background()
+    bounds: Bounds = Bounds()
+
+    def setup(self):
+        self.net = SineMLP(self.width, self.depth, 10, self.w0, self.out_scale)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        _check_point(x)
+        return general_metric_from_outputs(x, self.net(x), self.background, self.bounds)
+
+    def jet(self, x: jax.Array) -> Jet:
+        """g with its first and second coordinate derivatives (see ``SineMLP.jet``)."""
+        _check_point(x)
+        return _general_jet(time_jet(self.background.scale_factor, x[0]), self.net.jet(x), self.bounds)
+
+
+class SynchronousMetric(nn.Module):
+    """Comoving synchronous gauge: g_00 = -1, g_0i = 0, g_ij = a(t)^2 (delta_ij + h_ij).
+
+    delta + h = L L^T with L lower-triangular with a positive diagonal (six network outputs),
+    so the spatial metric is positive definite. Since g_00 and g_0i are constants,
+    Gamma^mu_00 = 0 identically: the worldlines of constant (x, y, z) are geodesics, and
+    comoving dust is geodesic by construction.
+    """
+
+    width: int = 64
+    depth: int = 4
+    w0: float = 6.0
+    out_scale: float = 1e-2
+    background: Background = Background()
+    bounds: Bounds = Bounds()
+
+    def setup(self):
+        self.net = SineMLP(self.width, self.depth, 6, self.w0, self.out_scale)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        _check_point(x)
+        return synchronous_metric_from_outputs(x, self.net(x), self.background, self.bounds)
+
+    def jet(self, x: jax.Array) -> Jet:
+        """g with its first and second coordinate derivatives (see ``SineMLP.jet``)."""
+        _check_point(x)
+        return _synchronous_jet(time_jet(self.background.scale_factor, x[0]), self.net.jet(x), self.bounds)
+
+
+class FLRWMetric(nn.Module):
+    """Homogeneous and isotropic: ds^2 = -dt^2 + a(t)^2 (dx^2 + dy^2 + dz^2) / (1 + k r^2 / 4)^2.
+
+    a(t) = a_background(t) exp(f(t)) with f a small SIREN of t alone; the spatial curvature
+    k (in units of H0^2, isotropic chart, valid for r < 2/sqrt(-k) when k < 0) is the fixed
+    ``curvature`` or, with ``learn_curvature``, a trained parameter starting there.
+    """
+
+    width: int = 32
+    depth: int = 2
+    w0: float = 3.0
+    out_scale: float = 1e-2
+    background: Background = Background()
+    curvature: float = 0.0
+    learn_curvature: bool = False
+
+    def setup(self):
+        self.net = SineMLP(self.width, self.depth, 1, self.w0, self.out_scale)
+        if self.learn_curvature:
+            self.k = self.param("curvature", nn.initializers.constant(self.curvature), ())
+        else:
+            self.k = self.curvature
+
+    def scale_factor(self, t: jax.Array) -> jax.Array:
+        """a(t) = a_background(t) exp(f(t)) for a scalar t."""
+        t = jnp.asarray(t)
+        zero = jnp.zeros_like(t)
+        return self.background.scale_factor(t) * jnp.exp(self.net(jnp.stack([t, zero, zero, zero]))[0])
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        _check_point(x)
+        a = self.scale_factor(x[0])
+        r2 = x[1:] @ x[1:]
+        spatial = a**2 / (1.0 + 0.25 * self.k * r2) ** 2
+        return jnp.diag(jnp.concatenate([-jnp.ones_like(a)[None], jnp.broadcast_to(spatial, (3,))]))
+
+
+# ----------------------------------------------------------------------------- binding
+
+
+class BoundMetric:
+    """``model`` with its ``params``: ``self(x) -> g`` and, when the model has one, ``self.jet(x)``.
+
+    Build it inside the jitted function that receives ``params`` (it only closes over them).
+    """
+
+    def __init__(self, model: nn.Module, params: Any):
+        self.model = model
+        self.params = params
+        if hasattr(type(model), "jet"):
+            self.jet = lambda x: model.apply(params, x, method=type(model).jet)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.model.apply(self.params, x)
+
+
+def bind(model: nn.Module, params: Any) -> BoundMetric:
+    """A metric function of x for the geometry engine, with the network's fast jet if any."""
+    return BoundMetric(model, params)
+
+
+def init_params(model: nn.Module, key: jax.Array, dtype: Optional[Any] = None) -> Any:
+    """Parameters of a metric network (initialised at the point t = x = y = z = 0)."""
+    x = jnp.zeros(DIM, dtype or jnp.float32)
+    return model.init(key, x)
+
+
+__all__ = [
+    "H0",
+    "Background",
+    "Bounds",
+    "BoundMetric",
+    "FLRWMetric",
+    "GeneralMetric",
+    "SineMLP",
+    "SynchronousMetric",
+    "bind",
+    "general_metric_from_outputs",
+    "init_params",
+    "bounded_outputs",
+    "metric_from_coframe",
+    "sincos",
+    "soft_clip",
+    "synchronous_metric_from_outputs",
+]
