@@ -1,0 +1,164 @@
+"""The PDE benchmark engine: tiny comparisons through solve, tables whose every number has its seeds and spread."""
+import argparse
+import json
+import math
+import re
+
+import jax
+import numpy as np
+import pytest
+
+from pinnopt import pde_bench as B
+from pinnopt.terms import Constraint, Objective
+
+CELL = re.compile(r"^(-?[0-9.e+-]+) \[(-?[0-9.e+-]+), (-?[0-9.e+-]+)\] n=(\d+)( \+\d+ diverged)?$")
+TINY_CONVECTION = dict(width=8, depth=1, n_points=32, n_ic=8, problem={"n_eval_t": 5, "n_eval_x": 8})
+TINY_TOY = dict(width=8, depth=1, fourier_features=0, n_interior=16, n_boundary=8,
+                problem={"n_eval": 9, "n_eval_boundary": 8})
+
+
+def cells(table: str) -> list:
+    """Rows of a formatted table as lists of cells (columns split on two or more spaces)."""
+    lines = table.splitlines()
+    return [re.split(r"\s{2,}", line.strip()) for line in lines[2:]]
+
+
+def test_spread_and_its_format():
+    s = B.spread([3.0, 1.0, 2.0, math.nan])
+    assert s == B.Spread(2.0, 1.0, 3.0, 3, 1)
+    assert B.format_spread(s) == "2 [1, 3] n=3 +1 diverged"
+    assert B.format_spread(B.spread([0.5])) == "0.5 [0.5, 0.5] n=1"
+    assert B.format_spread(B.spread([math.inf, math.nan])) == "- n=0 +2 diverged"
+
+
+@pytest.fixture(scope="module")
+def convection():
+    configs = B.convection_configs(beta=5.0, n_chunks=4, spatial_width=4, select=["sum", "spatial+causal"],
+                                   **TINY_CONVECTION)
+    return B.run_comparison("convection", configs, steps=6, seeds=[0, 1], chunk=6)
+
+
+def test_convection_table_gives_every_number_with_seed_count_and_spread(convection):
+    assert [(r.label, r.seed) for r in convection.records] == [("sum", 0), ("sum", 1), ("spatial+causal", 0),
+                                                                ("spatial+causal", 1)]
+    rows = cells(B.format_table(convection))
+    assert [r[0] for r in rows] == ["sum", "spatial+causal"]
+    for row in rows:
+        assert len(row) == 1 + len(convection.columns)
+        for header_metric, cell in zip(convection.columns, row[1:]):
+            if row[0] == "sum" and header_metric[1] == "causal/min_weight":
+                assert cell == "(no causal weights)"
+                continue
+            m = CELL.match(cell)
+            assert m, cell
+            median, low, high, n = float(m[1]), float(m[2]), float(m[3]), int(m[4])
+            assert n == 2 and low <= median <= high
+    # the cell is the statistic of the records: rel L2 median over the two seeds
+    causal = convection.records_of("spatial+causal")
+    rel = [r.final["eval/rel_l2"] for r in causal]
+    assert rel[0] != rel[1]  # different seeds, different runs
+    assert B.metric_spread(causal, "eval/rel_l2") == B.Spread(float(np.median(rel)), min(rel), max(rel), 2, 0)
+    assert all(0 <= r.final["causal/min_weight"] <= 1 and "spatial/w_mean" in r.final for r in causal)
+
+
+def test_convection_min_weight_over_training(convection):
+    text = B.format_trace_table(convection, "causal/min_weight", fractions=(0.5, 1.0))
+    rows = cells(text)
+    assert text.splitlines()[0].split()[1:] == ["step", "3", "step", "6"]
+    assert [r[0] for r in rows] == ["spatial+causal"]  # sum logs no causal weights
+    assert all(CELL.match(c) and CELL.match(c)[4] == "2" for c in rows[0][1:])
+    full = B.format_comparison(convection)
+    assert "causal minimum weight over training" in full and "cells: median [min, max] n=seeds" in full
+
+
+def test_pde_toy_branches_are_counted_over_seeds():
+    configs = B.pde_toy_configs(select=["al/adam"], **TINY_TOY)
+    comp = B.run_comparison("pde_toy", configs, steps=2, seeds=[0, 1], chunk=2)
+    rows = cells(B.format_table(comp))
+    branch_col = [h for h, _ in comp.columns].index("branch") + 1
+    for row in rows:
+        m = re.match(r"^exact (\d+), second (\d+), none (\d+) \(n=2\)$", row[branch_col])
+        assert m and sum(int(g) for g in m.groups()) == 2
+        assert all(CELL.match(c) for i, c in enumerate(row[1:], 1) if i != branch_col)
+    assert all("violation/bc" in r.final and "lam/bc" in r.final for r in comp.records)
+
+
+def test_pde_toy_penalty_is_the_talks_loss():
+    penalty, al_mean = B.pde_toy_configs(select=["penalty/adam", "al-mean/adam"], **TINY_TOY)
+    problem = B.build_problem(penalty)
+    params = problem.init(jax.random.key(0))
+    terms = problem.terms(params, problem.sample(jax.random.key(1), 0))
+    assert isinstance(terms["bc"], Objective) and penalty.constraints == "none"
+    assert penalty.balancing_kwargs == {"weights": {"bc": 1e5}}
+    # al-mean: the problem's own constraint u - g, not squared
+    assert al_mean.constraints == "al" and al_mean.squared == () and not isinstance(B.build_problem(al_mean),
+                                                                                     B.SquaredConstraints)
+
+
+def test_squared_constraints_square_equalities_and_name_bad_terms():
+    config = B.pde_toy_configs(select=["al/adam"], **TINY_TOY)[0]
+    wrapped = B.build_problem(config)
+    plain = wrapped.problem
+    params = wrapped.init(jax.random.key(0))
+    batch = wrapped.sample(jax.random.key(1), 0)
+    value = plain.terms(params, batch)["bc"].value
+    squared = wrapped.terms(params, batch)["bc"]
+    assert isinstance(squared, Constraint) and squared.kind == "eq"
+    np.testing.assert_allclose(squared.value, value**2, rtol=1e-6)
+    assert isinstance(wrapped.terms(params, batch)["pde"], Objective)
+    assert wrapped.config()["squared_constraints"] == ["bc"] and set(wrapped.evaluate(params)) >= {"rel_l2", "u0"}
+    with pytest.raises(ValueError, match="'pde' is not an equality constraint"):
+        B.SquaredConstraints(plain, ("pde",)).terms(params, batch)
+
+
+def test_diverged_runs_are_counted_not_hidden():
+    config = B.Config("x", "convection", {})
+    ok = B.RunRecord("x", 0, "finished", {"eval/rel_l2": 0.5}, {}, None, 10.0, 1.0)
+    bad = B.RunRecord("x", 1, "diverged", {}, {}, None, math.nan, 1.0, "stopped")
+    comp = B.Comparison("convection", 10, [0, 1], [config], [ok, bad], [("rel L2", "eval/rel_l2")])
+    assert cells(B.format_table(comp))[0][1] == "0.5 [0.5, 0.5] n=1 +1 diverged"
+
+
+def test_comparison_options_route_settings():
+    opts = B.comparison_options("convection", {"beta": 50.0, "eps": 1.0, "harmonics": 2},
+                                {"learning_rate": 1e-3, "b1": 0.8}, None, None)
+    assert opts["eps"] == 1.0 and opts["beta"] == 50.0 and opts["problem"] == {"harmonics": 2}
+    assert opts["learning_rate"] == 1e-3 and opts["optimizer_kwargs"] == {"b1": 0.8}
+    configs = B.convection_configs(**opts)
+    assert all(c.problem_kwargs["beta"] == 50.0 and c.problem_kwargs["harmonics"] == 2 for c in configs)
+    assert all(c.optimizer_kwargs == {"b1": 0.8} and c.balancing_kwargs["weights"] == {"ic": 100.0}
+               for c in configs if c.balancing != "spatial")
+    toy = B.comparison_options("pde_toy", {"penalty_weight": 1e4}, {"bbi.learning_rate": 1e-4}, ["bbi"], None)
+    assert toy["bbi"] == {"learning_rate": 1e-4} and toy["select"] == ["penalty/bbi", "al/bbi"]
+    labels = [c.label for c in B.pde_toy_configs(**toy)]
+    assert labels == ["penalty/bbi", "al/bbi"]
+    with pytest.raises(ValueError, match="'sgd' is not among"):
+        B.comparison_options("pde_toy", {}, {"sgd.learning_rate": 1.0}, None, None)
+    with pytest.raises(ValueError, match="not 'rastrigin'"):
+        B.comparison_options("rastrigin", {}, {}, None, None)
+    with pytest.raises(ValueError, match="unknown config"):
+        B.convection_configs(select=["causal", "nope"])
+
+
+def test_cli_runs_the_comparison_and_writes_tables(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("problem")
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--runs", type=int)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("-p", "--problem-arg", action="append")
+    parser.add_argument("--opt-arg", action="append")
+    parser.add_argument("-o", "--optimizers")
+    parser.add_argument("--out")
+    B.add_arguments(parser)
+    args = parser.parse_args(["convection", "--steps", "4", "--runs", "2", "--seed", "3", "--configs", "sum",
+                              "-p", "width=8", "-p", "depth=1", "-p", "n_points=16", "-p", "n_ic=8",
+                              "-p", "n_eval_t=3", "-p", "n_eval_x=4", "--opt-arg", "learning_rate=0.01",
+                              "--out", str(tmp_path)])
+    assert B.cli(args) == 0
+    out = capsys.readouterr().out
+    assert "[convection] sum, seed 3" in out and "[convection] sum, seed 4" in out and "n=2" in out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary[0]["seeds"] == [3, 4] and len(summary[0]["records"]) == 2
+    assert summary[0]["configs"][0]["learning_rate"] == 0.01
+    assert "convection: 1 configs x 2 seeds" in (tmp_path / "tables.txt").read_text()
