@@ -45,6 +45,8 @@ def _solve_settings(args) -> dict:
     problem_kwargs = parse_assignments(args.problem_arg, "--problem-arg")
     if args.dim is not None:
         problem_kwargs["dim"] = args.dim
+    if args.preset is not None:
+        problem_kwargs["preset"] = args.preset
     opt_kwargs = parse_assignments(args.opt_arg, "--opt-arg")
     if args.lr is not None:
         opt_kwargs["learning_rate"] = args.lr
@@ -67,12 +69,31 @@ def _solve_settings(args) -> dict:
                 settings[key] = cli.get(key, saved.get(key))
         if args.problem is not None and args.problem != cli.get("problem"):
             raise SystemExit(f"error: --resume {args.resume} is a run of {cli.get('problem')!r}, not {args.problem!r}")
-    defaults = {"optimizer": "adam", "constraints": "al", "balancing": "sum", "steps": 1000, "seed": 0, "chunk": 250}
-    for key, val in defaults.items():
-        if settings[key] is None:
-            settings[key] = val
     if settings["problem"] is None:
         raise SystemExit("error: name a problem (see `pinnopt list`) or --resume a run directory")
+    return settings
+
+
+DEFAULTS = {"optimizer": "adam", "constraints": "al", "balancing": "sum", "steps": 1000, "seed": 0, "chunk": 250}
+
+
+def fill_defaults(settings: dict, problem=None) -> dict:
+    """Unset settings from the problem's own ``solve_defaults()`` (a preset's optimizer,
+    method, balancer, steps, ...), then from ``DEFAULTS``. A flag given on the command line
+    wins; its ``*_kwargs`` are merged over the problem's when it names the same method."""
+    own = problem.solve_defaults() if hasattr(problem, "solve_defaults") else {}
+    for key in ("optimizer", "constraints", "balancing"):
+        kw = {"optimizer": "optimizer_kwargs", "constraints": "constraint_kwargs",
+              "balancing": "balancing_kwargs"}[key]
+        if key in own and settings[key] in (None, own[key]):
+            settings[key] = own[key]
+            settings[kw] = {**own.get(kw, {}), **(settings[kw] or {})}
+    for key in ("steps", "chunk", "seed"):
+        if settings[key] is None and key in own:
+            settings[key] = own[key]
+    for key, val in DEFAULTS.items():
+        if settings[key] is None:
+            settings[key] = val
     return settings
 
 
@@ -93,6 +114,7 @@ def _cmd_solve(args) -> int:
         problem = pinnopt.problems.get(s["problem"], **s["problem_kwargs"])
     except ValueError as err:
         raise SystemExit(f"error: {err}")
+    s = fill_defaults(s, problem)
     if args.resume:
         out = args.resume
     else:
@@ -108,7 +130,8 @@ def _cmd_solve(args) -> int:
             steps=s["steps"], seed=s["seed"], chunk=s["chunk"], out=out, resume=args.resume,
             optimizer_kwargs=s["optimizer_kwargs"], constraint_kwargs=s["constraint_kwargs"],
             balancing_kwargs=s["balancing_kwargs"], progress=not args.no_progress,
-            problem_config={"name": s["problem"], **s["problem_kwargs"]}, devices=devices)
+            problem_config=_problem_config(problem, s), devices=devices,
+            extra_config={"cli": s, "devices": devices})
     except NonFiniteError as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
@@ -116,22 +139,68 @@ def _cmd_solve(args) -> int:
         raise SystemExit(f"error: {err}")
     if devices is not None and not sharding.is_primary():
         return 0  # the first process writes the files and the report
-    # Remember the CLI settings so `--resume` can rebuild the same problem and methods; the
-    # device count is recorded beside them, not in them: a resumed run may use other devices.
-    from pinnopt.rundir import RunDir
-
-    rd = RunDir(out)
-    cfg = rd.read_json("config.json")
-    cfg["cli"] = s
-    cfg["devices"] = devices
-    rd.write_json("config.json", cfg)
-    print(format_summary(res.summary))
+    # The CLI settings went into config.json at the start (``extra_config``), so `--resume`
+    # can rebuild the same problem and methods even after an interruption; the device count
+    # is recorded beside them, not in them: a resumed run may use other devices.
+    summary = add_problem_summary(out, problem, res.params)
+    print(format_summary(summary))
     if not args.no_plots:
-        from pinnopt.plots import plot_run
-
-        for path in plot_run(out):
+        for path in plot_all(out, problem, res.params):
             print(f"plot: {path}")
     return 0
+
+
+def _problem_config(problem, settings: dict) -> dict:
+    """config.json's "problem": the problem's own full description when it has one (a preset's
+    every field), with the name and the keyword arguments it was built from."""
+    base = {"name": settings["problem"], **settings["problem_kwargs"]}
+    if hasattr(problem, "config"):
+        return {**problem.config(), **base}
+    return base
+
+
+def add_problem_summary(run_dir: str, problem, params) -> dict:
+    """summary.json gains "problem": the problem's ``summary(params)`` (fitted physics), if it has one."""
+    from pinnopt.rundir import RunDir
+
+    rd = RunDir(run_dir)
+    summary = rd.read_json("summary.json")
+    if hasattr(problem, "summary"):
+        summary["problem"] = problem.summary(params)
+        rd.write_json("summary.json", summary)
+    return summary
+
+
+def plot_all(run_dir: str, problem=None, params=None) -> list:
+    """The generic figures from metrics.jsonl, then the problem's own (``problem.plot(params, run_dir)``)."""
+    from pinnopt.plots import plot_run
+
+    paths = plot_run(run_dir)
+    if problem is not None and hasattr(problem, "plot"):
+        paths += list(problem.plot(params, run_dir))
+    return paths
+
+
+def load_run(run_dir: str, problem=None):
+    """(problem, model params) of a run directory: the problem rebuilt from config.json (unless
+    given), the parameters restored from the latest checkpoint."""
+    import pinnopt
+    from pinnopt import balancing, constraints, optimizers
+    from pinnopt.checkpoint import Checkpointer
+    from pinnopt.rundir import RunDir
+    from pinnopt.solve import init_state
+
+    rd = RunDir(run_dir)
+    s = rd.read_json("config.json").get("cli")
+    if s is None:
+        raise ValueError(f"{run_dir}/config.json has no CLI settings (not a run of `pinnopt solve`)")
+    if problem is None:
+        problem = pinnopt.problems.get(s["problem"], **s["problem_kwargs"])
+    template = init_state(problem, optimizers.get(s["optimizer"], **s["optimizer_kwargs"]),
+                          balancing.get(s["balancing"], **s["balancing_kwargs"]),
+                          constraints.get(s["constraints"], **s["constraint_kwargs"]), s["seed"])
+    state = Checkpointer(rd.checkpoints).restore(template)
+    return problem, state.params["model"]
 
 
 def format_summary(summary: dict) -> str:
@@ -151,6 +220,11 @@ def format_summary(summary: dict) -> str:
             if key.startswith(prefix) and key not in shown and isinstance(final[key], (int, float)):
                 shown.add(key)
                 lines.append(f"{key:<36} {final[key]:.6g}")
+    for key, val in sorted((summary.get("problem") or {}).items()):
+        if isinstance(val, (int, float)) and not isinstance(val, bool):
+            lines.append(f"{'problem/' + key:<36} {val:.6g}")
+        elif isinstance(val, bool):
+            lines.append(f"{'problem/' + key:<36} {val}")
     if summary.get("known_minimum"):
         lines.append(f"{'known minimum':<36} {summary['known_minimum']['value']:.6g}")
     lines.append(f"{'non-finite steps skipped':<36} {summary.get('nonfinite_total', 0)}")
@@ -162,11 +236,31 @@ def _cmd_plot(args) -> int:
 
     try:
         paths = plot_run(args.run_dir)
+        problem, params = _problem_for_plots(args.run_dir)
+        if problem is not None:
+            paths += list(problem.plot(params, args.run_dir))
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f"error: {err}")
     for path in paths:
         print(path)
     return 0
+
+
+def _problem_for_plots(run_dir: str):
+    """(problem, params) when the run's problem draws figures of its own, else (None, None)."""
+    import pinnopt
+
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.exists(path):
+        return None, None
+    with open(path) as fh:
+        s = json.load(fh).get("cli")
+    if not s or s.get("problem") not in pinnopt.problems.available():
+        return None, None
+    problem = pinnopt.problems.get(s["problem"], **s["problem_kwargs"])
+    if not hasattr(problem, "plot"):
+        return None, None
+    return load_run(run_dir, problem)
 
 
 def _cmd_bench(args) -> int:
@@ -185,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("problem", nargs="?", help="problem name (see `pinnopt list`)")
     p.add_argument("--dim", type=int, help="dimension of a test function (same as -p dim=N)")
     p.add_argument("-p", "--problem-arg", action="append", metavar="KEY=VALUE", help="problem option")
+    p.add_argument("--preset", help="a problem's named preset (same as -p preset=NAME), e.g. lumpy --preset quick")
     p.add_argument("--optimizer", "-o", help="optimizer name (default adam)")
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--opt-arg", action="append", metavar="KEY=VALUE", help="optimizer hyperparameter")

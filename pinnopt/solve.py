@@ -138,7 +138,10 @@ def make_step(problem, tx, balancer, method, mesh=None) -> Callable:
             nonfinite_run=jnp.where(ok, 0, state.nonfinite_run + 1),
             nonfinite_total=state.nonfinite_total + (~ok).astype(jnp.int32),
         )
-        return new, {"loss": loss, **metrics, "nonfinite": (~ok).astype(jnp.int32)}
+        extra = {"grad_norm": optax.tree.norm(grads)}
+        if hasattr(problem, "step_metrics"):  # cheap problem scalars (e.g. physical parameters)
+            extra.update({f"param/{k}": v for k, v in problem.step_metrics(state.params["model"]).items()})
+        return new, {"loss": loss, **metrics, **extra, "nonfinite": (~ok).astype(jnp.int32)}
 
     return step
 
@@ -236,7 +239,7 @@ def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: i
           checkpoint_every: Optional[int] = None, log_every: Optional[int] = None,
           max_nonfinite: int = 50, progress: bool = False,
           problem_config: Optional[dict] = None, callback: Optional[Callable[[dict], None]] = None,
-          devices: sharding_lib.Devices = None) -> Result:
+          devices: sharding_lib.Devices = None, extra_config: Optional[dict] = None) -> Result:
     """Train ``problem`` for ``steps`` steps in total; returns ``Result(params, history, state, ...)``.
 
     ``optimizer``, ``constraints`` and ``balancing`` are names (with their ``*_kwargs``) or
@@ -250,6 +253,8 @@ def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: i
     ``devices`` (an int: the first N of ``jax.devices()``, or a list of devices) splits every
     batch over those devices along the points, with all state replicated (``pinnopt.sharding``);
     None runs on the default device. Checkpoints restore onto whatever placement is current.
+    ``extra_config`` is merged into config.json when it is written (at the start, so that an
+    interrupted run can be resumed from it).
     """
     steps = _validate_int("steps", steps, 1)
     seed = _validate_int("seed", seed, 0)
@@ -293,9 +298,12 @@ def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: i
         steps=steps, seed=seed, chunk=chunk, heldout_every=heldout_every,
         checkpoint_every=checkpoint_every, log_every=log_every, max_nonfinite=max_nonfinite)
     if run_dir is not None and primary:
-        run_dir.write_json("config.json", dataclasses.asdict(config))
+        run_dir.write_json("config.json", {**dataclasses.asdict(config), **(extra_config or {})})
 
     step_fn = make_step(problem, tx, balancer, method, mesh)
+    # A constant learning rate is logged with the metrics (a schedule is not: it is a function).
+    lr = (optimizer_kwargs or {}).get("learning_rate")
+    learning_rate = float(lr) if isinstance(lr, (int, float)) and not isinstance(lr, bool) else None
     chunk_fns: dict[int, Callable] = {}
     # State and metrics stay replicated between chunks; only the batch inside is split.
     placement = {} if mesh is None else {"in_shardings": sharding_lib.replicated(mesh),
@@ -327,6 +335,9 @@ def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: i
                 key = jax.random.fold_in(heldout_root, step)
                 heldout = jax.device_get(heldout_fn(state.params, key, state.step))
             rows = _summarise_chunk(metrics, step, heldout, elapsed, n, log_every)
+            if learning_rate is not None:
+                for r in rows:
+                    r["learning_rate"] = learning_rate
             row = rows[-1]
             history.extend(rows)
             if run_dir is not None and primary:

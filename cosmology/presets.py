@@ -1,0 +1,218 @@
+"""Presets of the ``lumpy`` problem: plain data (a frozen dataclass), written into config.json.
+
+``get_preset(name, **overrides)`` returns a validated :class:`CosmologyConfig`; every field can be
+overridden from the CLI (``pinnopt solve lumpy --preset quick -p n_points=400``).
+
+- ``quick``: a small network and few points; finishes in minutes on a laptop CPU (the README demo).
+- ``default``: the physically sound choices: comoving synchronous gauge (dust is geodesic by
+  construction), the real weak energy condition on T_eff, the Einstein residual made
+  dimensionless by 3H^2 + kappa rho, collocation covering the past light cone out to the
+  farthest supernova, early-time CMB priors at z in [20, 50].
+- ``blog``: faithful to the seeds' last setup: the ten-component metric, the proxy R >= 0,
+  t in [-3.9, 1] with the observer at t = 1 and one length unit of 1000 Mpc, the 800/200
+  split, the CMB window t in [-4, -3.9], Omega_m starting at 0.3.
+
+Units: a preset states its coordinates in its own length unit ``unit_mpc`` (megaparsecs per
+unit; the default is the Hubble length c/H0 for H0 = ``REFERENCE_H0``) with the observer at
+``t_observer``. Internally everything runs in the code units of :mod:`cosmology.metric`
+(c = H0 = 1, observer at t = 0); see :func:`CosmologyConfig.to_code_time`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Optional
+
+from cosmology.likelihood import C_KM_S
+
+REFERENCE_H0 = 70.0  # km/s/Mpc: only converts a preset's length unit into code units
+HUBBLE_LENGTH_MPC = C_KM_S / REFERENCE_H0  # the code unit of length, 4282.7 Mpc
+
+METRICS = ("general", "synchronous", "flrw")
+ENERGY_CONDITIONS = ("weak", "ricci", "none")
+BACKGROUNDS = ("matter", "lcdm", "de_sitter")
+
+
+@dataclasses.dataclass(frozen=True)
+class CosmologyConfig:
+    """Everything that defines a ``lumpy`` problem and its default solver settings."""
+
+    preset: str = "default"
+    # --- the metric network (cosmology.metric)
+    metric: str = "synchronous"  # "general" (10 components, lapse and shift), "synchronous" or "flrw"
+    width: int = 48
+    depth: int = 3
+    w0: float = 6.0
+    out_scale: float = 1e-2
+    background: str = "matter"  # the FLRW a(t) the network starts from
+    background_omega_m: float = 0.3  # of an "lcdm" background
+    # --- units and domain (in the preset's units; None: derived from the background)
+    unit_mpc: float = HUBBLE_LENGTH_MPC
+    t_observer: float = 0.0
+    sn_redshift: Optional[float] = None  # the supernova era reaches the background time of this z
+    #                                      (None: 1.1 x the largest supernova redshift)
+    t_start: Optional[float] = None  # earliest collocation time (None: background time at past_redshift)
+    past_redshift: float = 20.0
+    sn_era_start: Optional[float] = None  # boundary between deep past and supernova era
+    cmb_window: Optional[tuple] = None  # (t0, t1) of the CMB priors (None: background times at cmb_redshifts)
+    cmb_redshifts: tuple = (20.0, 50.0)
+    spatial_extent: Optional[float] = None  # radius of the sampled ball (None: margin x comoving
+    #                                         distance of the farthest supernova in the background)
+    extent_margin: float = 1.25
+    # --- collocation points (fresh every step)
+    n_points: int = 1000
+    sn_fraction: float = 0.8  # supernova era : deep past = 800 : 200
+    n_cmb: int = 100
+    # --- physics
+    omega_m_init: float = 0.3
+    omega_m_bounds: tuple = (0.05, 1.0)
+    cosmological_constant: bool = False  # a trainable Lambda = 3 Omega_Lambda H_O^2
+    omega_lambda_init: float = 0.0
+    energy_condition: str = "weak"  # "weak" (on T_eff), "ricci" (the seeds' R >= 0), "none"
+    shear_tolerance: float = 0.01  # sigma^2 / H^2 <= this in the CMB window
+    homogeneity_tolerance: float = 0.1  # |d g| / H <= this in the CMB window
+    cmb_priors: bool = True
+    # --- supernovae
+    z_min: float = 0.01
+    n_directions: int = 32  # rays on a Fibonacci sky grid
+    sky_degree: int = 2  # polynomial degree of the sky fit (spherical harmonics ell <= this)
+    n_redshift_nodes: int = 24
+    max_ray_steps: int = 128
+    # --- solver defaults (the CLI's flags override them)
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    constraints: str = "al"
+    balancing: str = "spatial"
+    steps: int = 3000
+    chunk: int = 100
+
+    def __post_init__(self):
+        _check_choice("metric", self.metric, METRICS)
+        _check_choice("energy_condition", self.energy_condition, ENERGY_CONDITIONS)
+        _check_choice("background", self.background, BACKGROUNDS)
+        for name in ("width", "depth", "n_points", "n_cmb", "n_directions", "n_redshift_nodes",
+                     "max_ray_steps", "steps", "chunk"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise ValueError(f"lumpy preset field {name} must be a positive integer, got {value!r}")
+        if int(self.sky_degree) != self.sky_degree or self.sky_degree < 0:
+            raise ValueError(f"sky_degree must be a non-negative integer, got {self.sky_degree!r}")
+        for name in ("w0", "out_scale", "unit_mpc", "extent_margin", "learning_rate", "past_redshift"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"lumpy preset field {name} must be positive, got {getattr(self, name)!r}")
+        if not 0.0 < self.sn_fraction <= 1.0:
+            raise ValueError(f"sn_fraction must lie in (0, 1], got {self.sn_fraction}")
+        lo, hi = self.omega_m_bounds
+        if not 0.0 <= lo < hi:
+            raise ValueError(f"omega_m_bounds must satisfy 0 <= low < high, got {self.omega_m_bounds}")
+        if not lo < self.omega_m_init < hi:
+            raise ValueError(f"omega_m_init must lie strictly inside omega_m_bounds {self.omega_m_bounds}, "
+                             f"got {self.omega_m_init}")
+        if not self.cosmological_constant and self.omega_lambda_init != 0.0:
+            raise ValueError("omega_lambda_init needs cosmological_constant=True")
+        if self.background == "lcdm" and not 0.0 < self.background_omega_m < 1.0:
+            raise ValueError(f"background_omega_m must lie in (0, 1), got {self.background_omega_m}")
+        for name in ("shear_tolerance", "homogeneity_tolerance"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.cmb_window is not None and not (len(self.cmb_window) == 2 and self.cmb_window[0] < self.cmb_window[1]):
+            raise ValueError(f"cmb_window must be (t0, t1) with t0 < t1, got {self.cmb_window}")
+        if self.metric == "flrw" and (self.cmb_priors or self.energy_condition != "none"):
+            raise ValueError("metric 'flrw' is homogeneous and isotropic: use cmb_priors=False and "
+                             "energy_condition='none' (its constraints hold trivially)")
+        z0, z1 = self.cmb_redshifts
+        if not 0 < z0 < z1:
+            raise ValueError(f"cmb_redshifts must satisfy 0 < z0 < z1, got {self.cmb_redshifts}")
+
+    @property
+    def code_per_unit(self) -> float:
+        """Code lengths (c/H0) per preset length unit."""
+        return self.unit_mpc / HUBBLE_LENGTH_MPC
+
+    def to_code_time(self, t: float) -> float:
+        """A preset time -> code time (observer at 0, unit c/H0)."""
+        return (t - self.t_observer) * self.code_per_unit
+
+    def to_preset_time(self, t_code: float) -> float:
+        return t_code / self.code_per_unit + self.t_observer
+
+    def n_sn_era(self) -> int:
+        return int(round(self.n_points * self.sn_fraction))
+
+    def asdict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def _lcdm_lookback_units(z: float, omega_m: float = 0.3, unit_mpc: float = 1000.0) -> float:
+    """Light-travel distance to redshift z in flat LCDM (H0 = REFERENCE_H0), in units of ``unit_mpc``."""
+    from scipy.integrate import quad
+
+    e = lambda x: math.sqrt(omega_m * (1 + x) ** 3 + 1 - omega_m)
+    return quad(lambda x: 1.0 / ((1 + x) * e(x)), 0.0, z)[0] * HUBBLE_LENGTH_MPC / unit_mpc
+
+
+PRESETS: dict[str, dict] = {
+    "default": {},
+    "quick": dict(width=24, depth=2, n_points=200, n_cmb=40, n_directions=12, sky_degree=2,
+                  n_redshift_nodes=16, max_ray_steps=64, steps=600, chunk=100, learning_rate=2e-3),
+    "blog": dict(
+        metric="general", energy_condition="ricci", background="de_sitter",
+        unit_mpc=1000.0, t_observer=1.0, t_start=-3.9, cmb_window=(-4.0, -3.9),
+        # Supernova era: the light-travel distance to z = 2.26 in flat LCDM (Omega_m = 0.3,
+        # H0 = 70) is 3.31 Gpc; spatial extent: the comoving distance there, 5.34 Gpc, x 1.05.
+        sn_era_start=round(1.0 - _lcdm_lookback_units(2.3), 3), spatial_extent=5.6,
+        n_points=1000, sn_fraction=0.8, omega_m_init=0.3, width=64, depth=4,
+    ),
+}
+
+
+# The closure test: a learned FLRW a(t) (a SIREN of t times an LCDM background with
+# Omega_m = 0.3), dust with Omega_m starting at 0.3, a trainable Lambda starting at
+# Omega_Lambda = 0.7, the Einstein residual on the supernova era, one ray (isotropy).
+_FLRW_BASE = dict(
+    metric="flrw", width=16, depth=2, w0=3.0, background="lcdm", background_omega_m=0.3,
+    sn_redshift=3.0, sn_fraction=1.0, n_points=128, cosmological_constant=True, omega_lambda_init=0.7,
+    energy_condition="none", cmb_priors=False, n_directions=1, sky_degree=0, n_redshift_nodes=32,
+    constraints="none", balancing="sum", learning_rate=5e-3, steps=1500, chunk=250,
+)
+FLRW_CONTROL_PRESETS: dict[str, dict] = {"default": _FLRW_BASE, "quick": {**_FLRW_BASE, "steps": 800}}
+
+
+def available(problem: str = "lumpy") -> list[str]:
+    return sorted(PRESETS if problem == "lumpy" else FLRW_CONTROL_PRESETS)
+
+
+def _make(table: dict, problem: str, name: str, overrides: dict) -> CosmologyConfig:
+    if name not in table:
+        raise ValueError(f"unknown preset {name!r} for {problem}; available presets: {', '.join(sorted(table))}")
+    fields = {f.name for f in dataclasses.fields(CosmologyConfig)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"{problem} problem has no option(s) {unknown}; options: {', '.join(sorted(fields))}")
+    values = {**table[name], **overrides, "preset": name}
+    # Lambda on without a chosen background: start from LCDM rather than Einstein-de Sitter.
+    if values.get("cosmological_constant") and "background" not in values:
+        values["background"] = "lcdm"
+    for key in ("omega_m_bounds", "cmb_window", "cmb_redshifts"):
+        if isinstance(values.get(key), list):
+            values[key] = tuple(values[key])
+    return CosmologyConfig(**values)
+
+
+def get_preset(name: str = "default", **overrides) -> CosmologyConfig:
+    """The ``lumpy`` preset ``name`` with ``overrides``; ValueError naming the presets or the field."""
+    return _make(PRESETS, "lumpy", name, overrides)
+
+
+def get_flrw_control(name: str = "default", **overrides) -> CosmologyConfig:
+    """The ``flrw-control`` preset ``name`` with ``overrides`` (same fields as ``lumpy``)."""
+    return _make(FLRW_CONTROL_PRESETS, "flrw-control", name, overrides)
+
+
+__all__ = ["CosmologyConfig", "FLRW_CONTROL_PRESETS", "HUBBLE_LENGTH_MPC", "PRESETS", "REFERENCE_H0", "available",
+           "get_flrw_control", "get_preset"]

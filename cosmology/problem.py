@@ -1,0 +1,460 @@
+"""The cosmology problems: learn a metric from Pantheon+ under Einstein's equations.
+
+Two problems share this code (registered as ``pinnopt.problems`` entry points):
+
+- ``lumpy`` (:func:`make_lumpy`): an inhomogeneous metric network (comoving synchronous
+  gauge, or all ten components), comoving dust with a trainable Omega_m in [0.05, 1],
+  Lambda off by default (the question: can inhomogeneity replace it?).
+- ``flrw-control`` (:func:`make_flrw_control`): the closure test of the pipeline, a learned
+  FLRW scale factor a(t) with dust and a trainable Lambda, whose fitted Omega_m must agree
+  with the classical flat-LCDM fit of the same data.
+
+Terms (``terms(params, batch)``)
+
+- ``einstein`` (Objective, point-wise): r(x)^2, r the dimensionless residual
+  |G_ab + Lambda g_ab - kappa rho u_a u_b| / (3 H^2 + kappa rho) (:mod:`cosmology.matter`),
+  at fresh collocation points every step: ``sn_fraction`` of them in the supernova era,
+  the rest in the deep past, all in a ball of comoving radius at least the distance to the
+  farthest supernova (the whole region the light rays cross).
+- ``supernovae`` (Objective, per supernova): the squared whitened residuals of the distance
+  moduli, offset marginalised; their mean is chi^2 / N. Distances come from rays traced
+  through the metric on a sky grid (:mod:`cosmology.supernovae`).
+- ``weak_energy`` or ``ricci_positive`` (Constraint ineq, point-wise): the weak energy
+  condition on the matter the geometry implies, T_eff = (G + Lambda g) / kappa (rho >= 0 and
+  rho + p_i >= 0 for its principal pressures), or the seeds' proxy R >= 0; divided by the
+  same local scale.
+- ``cmb_expansion``, ``cmb_shear``, ``cmb_homogeneity`` (Constraint ineq, point-wise in the
+  early-time window): -min_i H_i / H_s <= 0, sigma^2 / H^2 - tol <= 0 and |d g| / H - tol <= 0,
+  with H_s^2 = H^2 + kappa rho / 3 (the seeds' three CMB priors).
+
+Parameters: ``{"metric": flax params, "omega_m": raw (bounded by a sigmoid),
+"omega_lambda": Omega_Lambda}`` (the last only when Lambda is on).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cosmology import energy, kinematics, matter, raytrace, supernovae
+from cosmology.geometry import MetricJet, Jet, curvature_from_jet, jet_to_metric_jet, metric_jet
+from cosmology.metric import Background, FLRWMetric, GeneralMetric, SynchronousMetric, bind, init_params
+from cosmology.presets import CosmologyConfig, get_flrw_control, get_preset
+from pinnopt.terms import Constraint, Objective
+
+OBSERVER = np.zeros(4, np.float32)  # today, at the spatial origin (code units)
+ENERGY_TERM = {"weak": "weak_energy", "ricci": "ricci_positive"}
+
+
+# ----------------------------------------------------------------------------- charts
+
+
+class ChartMetric:
+    """The metric in code coordinates of a network that reads the preset's coordinates.
+
+    x_p = x / s + (t_O, 0, 0, 0) with s code lengths per preset unit, so
+    g_code(x) = g_p(x_p) / s^2, d g_code = d g_p / s^3, dd g_code = dd g_p / s^4.
+    """
+
+    def __init__(self, inner, scale: float, t_observer: float):
+        self.inner, self.scale = inner, float(scale)
+        self.offset = np.array([t_observer, 0.0, 0.0, 0.0], np.float32)
+        if hasattr(inner, "jet"):
+            self.jet = self._jet
+
+    def _chart(self, x):
+        return x / self.scale + self.offset.astype(x.dtype)
+
+    def __call__(self, x):
+        return self.inner(self._chart(x)) / self.scale**2
+
+    def _jet(self, x):
+        out = self.inner.jet(self._chart(x))
+        jet = jet_to_metric_jet(out) if isinstance(out, Jet) else MetricJet(*out)
+        s = self.scale
+        return MetricJet(jet.g / s**2, jet.dg / s**3, jet.ddg / s**4)
+
+
+# ----------------------------------------------------------------------------- the problem
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class CosmologyProblem:
+    """A metric network fitted to supernovae under Einstein's equations (module docstring)."""
+
+    cfg: CosmologyConfig
+    model: Any  # the flax metric network
+    data: supernovae.SupernovaData
+    windows: dict  # code-unit times and radius of the sampling domain
+    eval_points: np.ndarray  # fixed points of the early window for evaluate()
+    data_info: dict
+    plan: Any  # raytrace.RayPlan of the rays traced every step
+    name: str = "lumpy"
+
+    # --- parameters and the metric
+
+    def init(self, key):
+        cfg = self.cfg
+        params = {"metric": init_params(self.model, key),
+                  "omega_m": jnp.asarray(matter.unbounded(cfg.omega_m_init, *cfg.omega_m_bounds), jnp.float32)}
+        if cfg.cosmological_constant:
+            params["omega_lambda"] = jnp.asarray(cfg.omega_lambda_init, jnp.float32)
+        return params
+
+    def metric_fn(self, params) -> Callable:
+        """g(x) in code coordinates (with the network's fast jet when it has one)."""
+        bound = bind(self.model, params["metric"])
+        cfg = self.cfg
+        if cfg.code_per_unit == 1.0 and cfg.t_observer == 0.0:
+            return bound
+        return ChartMetric(bound, cfg.code_per_unit, cfg.t_observer)
+
+    def omega_m(self, params):
+        return matter.omega_m_from_raw(params["omega_m"], self.cfg.omega_m_bounds)
+
+    def omega_lambda(self, params):
+        return params["omega_lambda"] if "omega_lambda" in params else jnp.zeros((), jnp.float32)
+
+    def source(self, params, metric_fn=None) -> matter.Source:
+        """Omega_m, Omega_Lambda and the dust normalisation, fixed at the observer."""
+        metric_fn = self.metric_fn(params) if metric_fn is None else metric_fn
+        observer = jnp.asarray(OBSERVER)
+        hubble = kinematics.mean_hubble_rate(metric_fn, observer)
+        return matter.make_source(metric_fn(observer), hubble, self.omega_m(params), self.omega_lambda(params))
+
+    # --- collocation points
+
+    def sample(self, key, step):
+        """Fresh points every step: {"points": (n_points, 4), "cmb": (n_cmb, 4)} in code units."""
+        del step
+        cfg, w = self.cfg, self.windows
+        k_sn, k_past, k_cmb, k_space, k_cmb_space = jax.random.split(key, 5)
+        n_sn = cfg.n_sn_era()
+        times = [jax.random.uniform(k_sn, (n_sn,), jnp.float32, w["sn_start"], 0.0)]
+        if cfg.n_points > n_sn:
+            times.append(jax.random.uniform(k_past, (cfg.n_points - n_sn,), jnp.float32, w["start"], w["sn_start"]))
+        points = jnp.concatenate([jnp.concatenate(times)[:, None], _ball(k_space, cfg.n_points, w["radius"])], axis=1)
+        batch = {"points": points}
+        if cfg.cmb_priors:
+            t_cmb = jax.random.uniform(k_cmb, (cfg.n_cmb,), jnp.float32, w["cmb"][0], w["cmb"][1])
+            batch["cmb"] = jnp.concatenate([t_cmb[:, None], _ball(k_cmb_space, cfg.n_cmb, w["radius"])], axis=1)
+        return batch
+
+    # --- point-wise physics
+
+    def fields(self, params, points, metric_fn=None, source=None) -> dict:
+        """:func:`point_fields` at ``points`` (N, 4)."""
+        metric_fn = self.metric_fn(params) if metric_fn is None else metric_fn
+        src = self.source(params, metric_fn) if source is None else source
+        return jax.vmap(lambda x: point_fields(metric_fn, x, src, self.cfg.energy_condition))(points)
+
+    def early_fields(self, params, points, metric_fn=None, source=None) -> dict:
+        """:func:`cmb_prior_values` at ``points`` (N, 4)."""
+        metric_fn = self.metric_fn(params) if metric_fn is None else metric_fn
+        src = self.source(params, metric_fn) if source is None else source
+        cfg = self.cfg
+        return jax.vmap(lambda x: cmb_prior_values(metric_fn, x, src, cfg.shear_tolerance,
+                                                   cfg.homogeneity_tolerance))(points)
+
+    # --- supernovae
+
+    def distances(self, params, metric_fn=None) -> jax.Array:
+        """d_L (N,) of every supernova, code units: exact along one ray for an isotropic
+        metric (FLRW), else rays on the sky grid interpolated (:mod:`cosmology.supernovae`)."""
+        metric_fn = self.metric_fn(params) if metric_fn is None else metric_fn
+        options = raytrace.RayOptions(max_steps=self.cfg.max_ray_steps)
+        observer = jnp.asarray(OBSERVER)
+        if self.isotropic:
+            return raytrace.luminosity_distance_by_ray(metric_fn, observer, self.plan, options=options)
+        shape = (self.data.ray_directions.shape[0], self.data.z_nodes.shape[0])
+        nodes = supernovae.ray_grid_distances(metric_fn, observer, self.plan, shape, options)
+        return supernovae.supernova_distances(nodes, self.data)
+
+    @property
+    def isotropic(self) -> bool:
+        """One exact ray serves every supernova (an FLRW metric)."""
+        return self.cfg.metric == "flrw"
+
+    # --- the terms
+
+    def terms(self, params, batch):
+        cfg = self.cfg
+        metric_fn = self.metric_fn(params)
+        src = self.source(params, metric_fn)
+        points = batch["points"]
+        f = self.fields(params, points, metric_fn, src)
+        w = supernovae.whitened_residuals(self.distances(params, metric_fn), self.data)
+        terms = {
+            "einstein": Objective(f["residual"] ** 2, coords=points),
+            "supernovae": Objective(w**2),
+        }
+        if cfg.energy_condition != "none":
+            terms[ENERGY_TERM[cfg.energy_condition]] = Constraint(f["energy_condition"], "ineq", coords=points)
+        if cfg.cmb_priors:
+            e = self.early_fields(params, batch["cmb"], metric_fn, src)
+            for name in ("expansion", "shear", "homogeneity"):
+                terms[f"cmb_{name}"] = Constraint(e[name], "ineq", coords=batch["cmb"])
+        return terms
+
+    # --- diagnostics
+
+    def step_metrics(self, params) -> dict:
+        """Cheap scalars logged at every logged step: the physical parameters."""
+        out = {"omega_m": self.omega_m(params)}
+        if self.cfg.cosmological_constant:
+            out["omega_lambda"] = self.omega_lambda(params)
+        return out
+
+    def evaluate(self, params) -> dict:
+        """Scalars at held-out checks (jittable): Omega_m, Omega_Lambda, Lambda, H0, q0, chi^2, ..."""
+        metric_fn = self.metric_fn(params)
+        src = self.source(params, metric_fn)
+        d_l = self.distances(params, metric_fn)
+        chi2 = jnp.sum(supernovae.whitened_residuals(d_l, self.data) ** 2)
+        out = {
+            "omega_m": src.omega_m,
+            "omega_lambda": src.omega_lambda,
+            "lambda": src.cosmological_constant,
+            "hubble_code": src.hubble,
+            "h0": supernovae.hubble_constant(d_l, self.data, src.hubble),
+            "q0": deceleration(metric_fn, jnp.asarray(OBSERVER)),
+            "chi2": chi2,
+            "chi2_dof": chi2 / self.dof,
+        }
+        if self.cfg.cmb_priors:
+            e = self.early_fields(params, jnp.asarray(self.eval_points), metric_fn, src)
+            out["early_min_hubble_rate"] = jnp.min(e["hubble_rates"])
+            out["early_max_shear_ratio"] = jnp.max(e["shear"]) + self.cfg.shear_tolerance
+        return out
+
+    @property
+    def dof(self) -> int:
+        """Supernovae minus the fitted constants: the offset, Omega_m and (when on) Lambda."""
+        return int(self.data.z.shape[0]) - 2 - int(self.cfg.cosmological_constant)
+
+    def config(self) -> dict:
+        """The full configuration (preset fields, windows in code units, data), for config.json."""
+        return {"name": self.name, **self.cfg.asdict(), "windows_code_units": self.windows,
+                "data": self.data_info}
+
+    def solve_defaults(self) -> dict:
+        """Solver settings of the preset, used by the CLI where no flag overrides them."""
+        cfg = self.cfg
+        balancing_kwargs = {"terms": ["einstein"]} if cfg.balancing == "spatial" else {}
+        return {"optimizer": cfg.optimizer, "optimizer_kwargs": {"learning_rate": cfg.learning_rate},
+                "constraints": cfg.constraints, "constraint_kwargs": {},
+                "balancing": cfg.balancing, "balancing_kwargs": balancing_kwargs,
+                "steps": cfg.steps, "chunk": cfg.chunk}
+
+    # --- summary and figures (not jitted)
+
+    def summary(self, params, key=None, n_points: Optional[int] = None) -> dict:
+        """The physics of a trained run: fitted parameters, chi^2, held-out point-wise maxima."""
+        key = jax.random.PRNGKey(12345) if key is None else key
+        ev = {k: float(v) for k, v in jax.jit(self.evaluate)(params).items()}
+        batch = self.sample(key, jnp.int32(0))
+        terms = jax.jit(self.terms)(params, batch)
+        worst = {n: float(jnp.max(t.value)) for n, t in terms.items() if isinstance(t, Constraint)}
+        out = {
+            "omega_m": ev["omega_m"], "omega_lambda": ev["omega_lambda"], "lambda_code_units": ev["lambda"],
+            "chi2": ev["chi2"], "dof": self.dof, "chi2_per_dof": ev["chi2_dof"], "n_supernovae": int(self.data.z.shape[0]),
+            "h0_km_s_mpc": ev["h0"], "q0": ev["q0"], "hubble_rate_observer_code_units": ev["hubble_code"],
+            "einstein_residual_rms_heldout": float(jnp.sqrt(jnp.mean(terms["einstein"].loss))),
+            "max_heldout_violation": worst,
+        }
+        if self.cfg.cmb_priors:
+            out["early_min_hubble_rate"] = ev["early_min_hubble_rate"]
+            out["expands_in_past_window"] = bool(ev["early_min_hubble_rate"] > 0)
+            out["early_max_shear_ratio"] = ev["early_max_shear_ratio"]
+        return out
+
+    def plot(self, params, run_dir: str) -> list:
+        """The cosmology figures into ``run_dir/plots`` (see :mod:`cosmology.plots`)."""
+        from cosmology import plots
+
+        return plots.plot_problem(self, params, run_dir)
+
+
+# ----------------------------------------------------------------------------- point-wise physics
+
+
+def point_fields(metric_fn, x, source: matter.Source, energy_condition: str = "weak") -> dict:
+    """Everything the field equations need at one point, from one metric jet:
+
+    ``residual`` r = |G + Lambda g - kappa rho u u| / (3 H^2 + kappa rho) (frame norm),
+    ``energy_condition`` the signed violation / the same scale ("weak": of T_eff =
+    (G + Lambda g) / kappa; "ricci": -R; absent for "none"), and ``hubble`` (H of the gauge
+    observer), ``kappa_rho``, ``ricci_scalar``, ``shear`` (sigma^2), ``scale``.
+    """
+    jet = metric_jet(metric_fn, x)
+    curv = curvature_from_jet(jet)
+    kin = kinematics._kinematics(jet.g, jet.dg, curv.g_inv, curv.christoffel)
+    lam = source.cosmological_constant
+    kappa_rho = matter.dust_density(jet.g, source.norm)
+    hubble = kin.mean_hubble_rate
+    scale = jax.lax.stop_gradient(matter.residual_scale(hubble, kappa_rho))
+    out = {
+        "residual": matter.einstein_residual(curv.einstein_tensor, jet.g, curv.g_inv, kappa_rho, lam, hubble),
+        "hubble": hubble, "kappa_rho": kappa_rho, "ricci_scalar": curv.ricci_scalar,
+        "shear": kin.shear_scalar, "scale": scale,
+    }
+    if energy_condition == "weak":
+        kappa_t = curv.einstein_tensor + lam * curv.g  # kappa T_eff
+        rho, pressures, _ = energy.principal_stresses(energy.frame_components(kappa_t, curv.g))
+        out["energy_condition"] = energy.weak_violation(rho, pressures) / scale
+    elif energy_condition == "ricci":
+        out["energy_condition"] = energy.ricci_violation(curv.ricci_scalar) / scale
+    elif energy_condition != "none":
+        raise ValueError(f"energy_condition must be 'weak', 'ricci' or 'none', got {energy_condition!r}")
+    return out
+
+
+def cmb_prior_values(metric_fn, x, source: matter.Source, shear_tolerance: float,
+                     homogeneity_tolerance: float) -> dict:
+    """The seeds' three CMB priors at one point, as values that are <= 0 when met:
+
+        expansion    -min_i H_i / H_s,            H_s^2 = H^2 + kappa rho / 3
+        shear        sigma^2 / H^2 - shear_tolerance
+        homogeneity  |d g| / H - homogeneity_tolerance   (|d g|: kinematics.spatial_gradient_norm)
+
+    (denominators held fixed under differentiation), plus ``hubble_rates`` and ``mean_hubble_rate``.
+    """
+    kin = kinematics.kinematics(metric_fn, x)
+    kappa_rho = matter.dust_density(metric_fn(x), source.norm)
+    h2 = jax.lax.stop_gradient(kin.mean_hubble_rate**2)
+    h_scale = jax.lax.stop_gradient(jnp.sqrt(h2 + kappa_rho / 3.0))
+    return {
+        "expansion": -jnp.min(kin.hubble_rates) / h_scale,
+        "shear": kin.shear_scalar / h2 - shear_tolerance,
+        "homogeneity": kin.spatial_gradient_norm / jnp.sqrt(h2) - homogeneity_tolerance,
+        "hubble_rates": kin.hubble_rates,
+        "mean_hubble_rate": kin.mean_hubble_rate,
+    }
+
+
+def _ball(key, n, radius):
+    """n points uniform in the ball of ``radius`` (3-D), (n, 3)."""
+    k_dir, k_r = jax.random.split(key)
+    direction = jax.random.normal(k_dir, (n, 3), jnp.float32)
+    direction = direction / jnp.linalg.norm(direction, axis=1, keepdims=True)
+    r = radius * jax.random.uniform(k_r, (n, 1), jnp.float32) ** (1.0 / 3.0)
+    return direction * r
+
+
+def deceleration(metric_fn, x) -> jax.Array:
+    """q = -1 - (dH/dtau) / H^2 of the gauge observer at x (tau its proper time: dtau = N dt)."""
+
+    def h_of(t):
+        return kinematics.mean_hubble_rate(metric_fn, x.at[0].set(t))
+
+    h, dh_dt = jax.jvp(h_of, (x[0],), (jnp.ones_like(x[0]),))
+    return -1.0 - dh_dt / (kinematics.lapse(metric_fn, x) * h**2)
+
+
+# ----------------------------------------------------------------------------- construction
+
+
+def _model(cfg: CosmologyConfig, background: Background):
+    if cfg.metric == "general":
+        return GeneralMetric(cfg.width, cfg.depth, cfg.w0, cfg.out_scale, background)
+    if cfg.metric == "synchronous":
+        return SynchronousMetric(cfg.width, cfg.depth, cfg.w0, cfg.out_scale, background)
+    return FLRWMetric(cfg.width, cfg.depth, cfg.w0, cfg.out_scale, background)
+
+
+def _comoving_distance(background: Background, t_start: float, n: int = 4001) -> float:
+    """chi = int_{t_start}^0 dt / a(t) of the background (its own units), trapezoid rule."""
+    t = np.linspace(t_start, 0.0, n)
+    a = np.asarray(background.scale_factor(jnp.asarray(t, jnp.float32)), np.float64)
+    return float(np.sum(0.5 * (1.0 / a[1:] + 1.0 / a[:-1]) * np.diff(t)))
+
+
+def domain(cfg: CosmologyConfig, background: Background, z_max: float) -> dict:
+    """The sampling windows in code units: {"start", "sn_start", "cmb": (t0, t1), "radius"}.
+
+    Unset fields come from the background (in the preset's units, shifted so that the
+    observer's background time is t_observer): the supernova era reaches the background time
+    of ``sn_redshift`` (default 1.1 z_max), the deep past that of ``past_redshift``, the CMB
+    window spans ``cmb_redshifts``; the radius is ``extent_margin`` times the background's
+    comoving distance to the start of the supernova era, never less than that distance.
+    """
+    t_obs = cfg.t_observer
+
+    def t_of(z):
+        t = float(background.time_at_redshift(z)) + t_obs
+        if not math.isfinite(t):
+            raise ValueError(f"background {background.kind!r} has no time for z = {z}")
+        return t
+
+    z_sn = cfg.sn_redshift if cfg.sn_redshift is not None else 1.1 * z_max
+    sn_start = cfg.sn_era_start if cfg.sn_era_start is not None else t_of(z_sn)
+    start = cfg.t_start if cfg.t_start is not None else (t_of(cfg.past_redshift) if cfg.sn_fraction < 1 else sn_start)
+    if cfg.cmb_window is not None:
+        cmb = tuple(cfg.cmb_window)
+    else:
+        cmb = (t_of(cfg.cmb_redshifts[1]), t_of(cfg.cmb_redshifts[0]))
+    if not start <= sn_start < t_obs:
+        raise ValueError(f"the domain must satisfy t_start <= sn_era_start < t_observer, got "
+                         f"{start}, {sn_start}, {t_obs} (preset units)")
+    chi = _comoving_distance(background, sn_start - t_obs)
+    radius = cfg.spatial_extent if cfg.spatial_extent is not None else cfg.extent_margin * chi
+    code = cfg.to_code_time
+    return {"start": code(start), "sn_start": code(sn_start), "cmb": (code(cmb[0]), code(cmb[1])),
+            "radius": radius * cfg.code_per_unit,
+            "background_comoving_distance_code": chi * cfg.code_per_unit}
+
+
+def build(cfg: CosmologyConfig, *, data_path=None, covariance=None, mu_obs=None, name: str = "lumpy") -> CosmologyProblem:
+    """The problem for ``cfg``; the Pantheon+ table is found as in :func:`cosmology.data.load_pantheon_plus`
+    (``data_path``, else $PINNOPT_DATA_DIR, else the cache). ``mu_obs`` replaces the observed
+    moduli (mock data)."""
+    import warnings
+
+    from cosmology.data import DiagonalCovarianceWarning, load_pantheon_plus
+
+    with warnings.catch_warnings():
+        if covariance is None:  # stated once in config.json ("covariance": "diagonal") instead
+            warnings.simplefilter("ignore", DiagonalCovarianceWarning)
+        sample = load_pantheon_plus(data_path, covariance=covariance, z_min=cfg.z_min)
+    background = Background(cfg.background, cfg.background_omega_m)
+    windows = domain(cfg, background, float(np.max(sample.z_hd)))
+    data = supernovae.make_supernova_data(sample, n_directions=cfg.n_directions, sky_degree=cfg.sky_degree,
+                                          n_redshift_nodes=cfg.n_redshift_nodes, mu_obs=mu_obs)
+    rng = np.random.default_rng(2024)
+    n_eval = 64
+    t_eval = rng.uniform(*windows["cmb"], size=n_eval)
+    u = rng.normal(size=(n_eval, 3))
+    u = u / np.linalg.norm(u, axis=1, keepdims=True) * windows["radius"] * rng.uniform(size=(n_eval, 1)) ** (1 / 3)
+    eval_points = np.concatenate([t_eval[:, None], u], axis=1).astype(np.float32)
+    info = {"source": sample.source, "cuts": str(sample.report), "n": sample.n,
+            "covariance": "diagonal (MU_SH0ES_ERR_DIAG)" if sample.cov is None else str(covariance),
+            "mock": mu_obs is not None}
+    if cfg.metric == "flrw":
+        plan = supernovae.isotropic_plan(np.asarray(data.z, np.float64))
+    else:
+        plan = supernovae.grid_plan(np.asarray(data.ray_directions, np.float64), np.asarray(data.z_nodes, np.float64))
+    return CosmologyProblem(cfg, _model(cfg, background), data, windows, eval_points, info, plan, name)
+
+
+def make_lumpy(preset: str = "default", data_path: Optional[str] = None, covariance: Optional[str] = None,
+               mu_obs=None, **overrides) -> CosmologyProblem:
+    """The ``lumpy`` problem: ``preset`` in quick, default, blog (see :mod:`cosmology.presets`),
+    any field of the preset overridden by keyword (``-p n_points=400`` on the CLI)."""
+    return build(get_preset(preset, **overrides), data_path=data_path, covariance=covariance, mu_obs=mu_obs,
+                 name="lumpy")
+
+
+def make_flrw_control(preset: str = "default", data_path: Optional[str] = None, covariance: Optional[str] = None,
+                      mu_obs=None, **overrides) -> CosmologyProblem:
+    """The ``flrw-control`` problem: learned FLRW a(t), dust, trainable Lambda, no constraints."""
+    return build(get_flrw_control(preset, **overrides), data_path=data_path, covariance=covariance,
+                 mu_obs=mu_obs, name="flrw-control")
+
+
+__all__ = ["ChartMetric", "CosmologyProblem", "build", "cmb_prior_values", "deceleration", "domain", "make_flrw_control",
+           "make_lumpy", "point_fields"]
