@@ -74,14 +74,18 @@ def frame_components(tensor: jax.Array, g: jax.Array) -> jax.Array:
     return frame.T @ tensor @ frame
 
 
+def _check_method(method: str) -> None:
+    if method not in ("eigen", "observer"):
+        raise ValueError(f"method must be 'eigen' or 'observer', got {method!r}")
+
+
 def _observer_stresses(t_frame: jax.Array) -> tuple[jax.Array, jax.Array]:
     return t_frame[0, 0], symmetric_eigenvalues(t_frame[1:, 1:])
 
 
 def principal_stresses(t_frame: jax.Array, method: str = "eigen") -> PrincipalStresses:
     """(rho, p_i, type_one) of a symmetric tensor given by its orthonormal-frame components."""
-    if method not in ("eigen", "observer"):
-        raise ValueError(f"method must be 'eigen' or 'observer', got {method!r}")
+    _check_method(method)
     rho_obs, p_obs = _observer_stresses(t_frame)
     if method == "observer":
         return PrincipalStresses(rho_obs, p_obs, jnp.zeros((), bool))
@@ -117,6 +121,7 @@ def stresses(
     method: str = "eigen",
 ) -> PrincipalStresses:
     """rho and the principal pressures of T_eff at ``x`` (see the module docstring)."""
+    _check_method(method)
     curv = curvature(metric_fn, x)
     tensor = (curv.einstein_tensor + cosmological_constant * curv.g) / kappa
     return principal_stresses(frame_components(tensor, curv.g), method)
@@ -175,6 +180,7 @@ def violations(
         raise ValueError(f"unknown energy condition(s) {unknown}; choose from {CONDITIONS}")
     if kappa <= 0:
         raise ValueError(f"kappa must be positive, got {kappa}")
+    _check_method(method)
     curv = curvature(metric_fn, x)
     out = {}
     if any(c in _FROM_STRESSES for c in conditions):

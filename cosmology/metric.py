@@ -490,9 +490,12 @@ def bind(model: nn.Module, params: Any) -> BoundMetric:
 
 
 def init_params(model: nn.Module, key: jax.Array, dtype: Optional[Any] = None) -> Any:
-    """Parameters of a metric network (initialised at the point t = x = y = z = 0)."""
+    """Parameters of a metric network (initialised at the point t = x = y = z = 0).
+
+    Jitted: flax's eager init would run the whole forward pass op by op (seconds).
+    """
     x = jnp.zeros(DIM, dtype or jnp.float32)
-    return model.init(key, x)
+    return jax.jit(model.init)(key, x)
 
 
 __all__ = [

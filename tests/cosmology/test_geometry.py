@@ -269,7 +269,7 @@ def test_riemann_symmetries_and_ricci_on_random_metrics(coefficients, x):
     ricci = out["ricci"]
     assert np.max(np.abs(ricci - ricci.T)) <= TOL * scale
     assert np.max(np.abs(ricci - out["ricci_contracted"])) <= TOL * scale  # analytic contraction
-    assert rel_err(out["einstein"], out["einstein_nested"]) <= TOL  # fast path == nested
+    assert np.max(np.abs(out["einstein"] - out["einstein_nested"])) <= TOL * scale  # fast path == nested
 
 
 @jax.jit
@@ -332,7 +332,7 @@ def test_jet_arithmetic_matches_nested_forward_mode():
     x = jnp.array([0.3, -0.7, 1.1, 0.5])
     stacked = _jet_of_f(x)
     f = lambda y: jnp.stack([jnp.exp(y[0]) * jnp.sin(y[1] * y[2]) + y[3], y[0] * y[3] ** 2])
-    jac, hess = jax.jacfwd(f)(x), jax.jacfwd(jax.jacfwd(f))(x)
+    jac, hess = jax.jit(lambda y: (jax.jacfwd(f)(y), jax.hessian(f)(y)))(x)
     assert rel_err(stacked.value, f(x)) <= 1e-14
     for i in range(4):
         assert rel_err(stacked.first[i], jac[:, i]) <= 1e-14
