@@ -226,14 +226,14 @@ def plot_maps(problem, params, path: str, fields=None) -> str:
     s = fields["axis"] / problem.cfg.code_per_unit
     fig, axes = plt.subplots(2, 3, figsize=(14, 8.5), constrained_layout=True)
     for col, (a, b, _, _) in enumerate(PLANES):
-        for row, (key, title, cmap) in enumerate((("ricci", "Ricci scalar R / (3 H_O^2)", "RdBu_r"),
+        for row, (key, title, cmap) in enumerate((("ricci", "Ricci scalar R / (3 H_O^2)", "magma"),
                                                   ("density", "dust density kappa rho / (3 H_O^2)", "viridis"))):
             ax = axes[row, col]
             data = fields[a + b][key]
-            if key == "ricci":
-                lim = np.max(np.abs(data)) or 1.0
-                im = ax.imshow(data, origin="lower", extent=(s[0], s[-1], s[0], s[-1]), cmap=cmap,
-                               vmin=-lim if data.min() < 0 else data.min(), vmax=lim)
+            if data.min() < 0 < data.max():  # both signs: a diverging map centred on zero
+                lim = np.max(np.abs(data))
+                im = ax.imshow(data, origin="lower", extent=(s[0], s[-1], s[0], s[-1]), cmap="RdBu_r",
+                               vmin=-lim, vmax=lim)
             else:
                 im = ax.imshow(data, origin="lower", extent=(s[0], s[-1], s[0], s[-1]), cmap=cmap)
             fig.colorbar(im, ax=ax, shrink=0.85)
@@ -251,14 +251,16 @@ def plot_surfaces(problem, params, path: str, fields=None) -> str:
     fields = plane_fields(problem, params) if fields is None else fields
     s = fields["axis"] / problem.cfg.code_per_unit
     u, v = np.meshgrid(s, s, indexing="xy")
-    fig = plt.figure(figsize=(15, 5), constrained_layout=True)
+    fig = plt.figure(figsize=(16, 6))
     for col, (a, b, _, _) in enumerate(PLANES):
         ax = fig.add_subplot(1, 3, col + 1, projection="3d")
-        ax.plot_surface(u, v, fields[a + b]["ricci"], cmap="RdBu_r", linewidth=0, antialiased=True)
-        ax.set_xlabel(a)
-        ax.set_ylabel(b)
-        ax.set_zlabel("R / 3H_O^2")
-        ax.set_title(f"Ricci scalar today, {a}-{b} plane", fontsize=9)
+        ax.plot_surface(u, v, fields[a + b]["ricci"], cmap="magma", linewidth=0, antialiased=True)
+        ax.set_box_aspect(None, zoom=0.82)
+        ax.set_xlabel(f"{a} (preset units)", fontsize=8)
+        ax.set_ylabel(f"{b} (preset units)", fontsize=8)
+        ax.set_zlabel("R / (3 H_O^2)", fontsize=8)
+        ax.set_title(f"Ricci scalar today, {a}-{b} plane", fontsize=10, pad=2)
+    fig.subplots_adjust(left=0.02, right=0.97, top=0.93, bottom=0.04, wspace=0.1)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

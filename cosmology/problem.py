@@ -55,20 +55,20 @@ ENERGY_TERM = {"weak": "weak_energy", "ricci": "ricci_positive"}
 
 
 class ChartMetric:
-    """The metric in code coordinates of a network that reads the preset's coordinates.
+    """The metric in code coordinates of a network that reads the preset's length unit.
 
-    x_p = x / s + (t_O, 0, 0, 0) with s code lengths per preset unit, so
+    The network sees x_p = x / s (s code lengths per preset unit; time still counted from the
+    observer, so its background keeps a = 1 and H = 1 per preset unit there), hence
     g_code(x) = g_p(x_p) / s^2, d g_code = d g_p / s^3, dd g_code = dd g_p / s^4.
     """
 
-    def __init__(self, inner, scale: float, t_observer: float):
+    def __init__(self, inner, scale: float):
         self.inner, self.scale = inner, float(scale)
-        self.offset = np.array([t_observer, 0.0, 0.0, 0.0], np.float32)
         if hasattr(inner, "jet"):
             self.jet = self._jet
 
     def _chart(self, x):
-        return x / self.scale + self.offset.astype(x.dtype)
+        return x / self.scale
 
     def __call__(self, x):
         return self.inner(self._chart(x)) / self.scale**2
@@ -110,9 +110,9 @@ class CosmologyProblem:
         """g(x) in code coordinates (with the network's fast jet when it has one)."""
         bound = bind(self.model, params["metric"])
         cfg = self.cfg
-        if cfg.code_per_unit == 1.0 and cfg.t_observer == 0.0:
+        if cfg.code_per_unit == 1.0:
             return bound
-        return ChartMetric(bound, cfg.code_per_unit, cfg.t_observer)
+        return ChartMetric(bound, cfg.code_per_unit)
 
     def omega_m(self, params):
         return matter.omega_m_from_raw(params["omega_m"], self.cfg.omega_m_bounds)
@@ -381,7 +381,7 @@ def domain(cfg: CosmologyConfig, background: Background, z_max: float) -> dict:
     observer's background time is t_observer): the supernova era reaches the background time
     of ``sn_redshift`` (default 1.1 z_max), the deep past that of ``past_redshift``, the CMB
     window spans ``cmb_redshifts``; the radius is ``extent_margin`` times the background's
-    comoving distance to the start of the supernova era, never less than that distance.
+    comoving distance to the farthest supernova (z_max).
     """
     t_obs = cfg.t_observer
 
@@ -401,7 +401,7 @@ def domain(cfg: CosmologyConfig, background: Background, z_max: float) -> dict:
     if not start <= sn_start < t_obs:
         raise ValueError(f"the domain must satisfy t_start <= sn_era_start < t_observer, got "
                          f"{start}, {sn_start}, {t_obs} (preset units)")
-    chi = _comoving_distance(background, sn_start - t_obs)
+    chi = _comoving_distance(background, t_of(z_max) - t_obs)
     radius = cfg.spatial_extent if cfg.spatial_extent is not None else cfg.extent_margin * chi
     code = cfg.to_code_time
     return {"start": code(start), "sn_start": code(sn_start), "cmb": (code(cmb[0]), code(cmb[1])),

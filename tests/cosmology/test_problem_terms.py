@@ -1,0 +1,82 @@
+"""The lumpy problem on the real data: terms, their kinds and shapes, and exact values for a
+network whose output is zero (the metric is then exactly its FLRW background)."""
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cosmology import likelihood
+from cosmology.problem import make_lumpy
+from pinnopt.terms import Constraint, Objective
+
+TINY = dict(width=8, depth=1, n_points=24, n_cmb=6, n_directions=4, sky_degree=1, n_redshift_nodes=12,
+            max_ray_steps=48)
+
+
+def zero_output(params):
+    """The network's last layer set to zero: u = 0, so g is exactly the background."""
+    def zero(path, leaf):
+        return jnp.zeros_like(leaf) if any("out_" in str(getattr(k, "key", "")) for k in path) else leaf
+    return jax.tree_util.tree_map_with_path(zero, params)
+
+
+@pytest.fixture(scope="module")
+def tiny(pantheon_dir):
+    problem = make_lumpy("quick", data_path=str(pantheon_dir), omega_m_init=0.9, **TINY)
+    params = problem.init(jax.random.PRNGKey(0))
+    params = {**params, "metric": zero_output(params["metric"])}
+    batch = problem.sample(jax.random.PRNGKey(1), jnp.int32(0))
+    terms = jax.jit(problem.terms)(params, batch)
+    return problem, params, batch, terms
+
+
+def test_terms_have_the_right_kinds_and_shapes(tiny):
+    problem, _, batch, terms = tiny
+    assert set(terms) == {"einstein", "supernovae", "weak_energy", "cmb_expansion", "cmb_shear", "cmb_homogeneity"}
+    assert isinstance(terms["einstein"], Objective) and terms["einstein"].loss.shape == (24,)
+    assert terms["einstein"].coords.shape == (24, 4)
+    assert isinstance(terms["supernovae"], Objective) and terms["supernovae"].loss.shape == (problem.data.z.shape[0],)
+    for name in ("weak_energy", "cmb_expansion", "cmb_shear", "cmb_homogeneity"):
+        assert isinstance(terms[name], Constraint) and terms[name].kind == "ineq"
+    assert terms["cmb_shear"].value.shape == (6,)
+    for t in terms.values():
+        assert np.all(np.isfinite(np.asarray(getattr(t, "loss", None) if isinstance(t, Objective) else t.value)))
+
+
+def test_sampling_covers_the_eras_and_the_ball(tiny):
+    problem, _, batch, _ = tiny
+    t = np.asarray(batch["points"][:, 0])
+    w = problem.windows
+    n_sn = problem.cfg.n_sn_era()
+    assert np.all((t[:n_sn] >= w["sn_start"]) & (t[:n_sn] <= 0))
+    assert np.all((t[n_sn:] >= w["start"]) & (t[n_sn:] <= w["sn_start"]))
+    assert np.all(np.linalg.norm(np.asarray(batch["points"][:, 1:]), axis=1) <= w["radius"] + 1e-6)
+    t_cmb = np.asarray(batch["cmb"][:, 0])
+    assert np.all((t_cmb >= w["cmb"][0]) & (t_cmb <= w["cmb"][1]))
+
+
+def test_background_metric_gives_the_exact_residual_and_meets_the_constraints(tiny):
+    # Einstein-de Sitter fitted with Omega_m = 0.9 and no Lambda: G_ab = 3 H^2 u_a u_b exactly,
+    # E = 0.3 H^2 u u, |E| = 0.3 H^2, scale 3 H^2 + 2.7 H^2: r = 0.3 / 5.7 at every point.
+    _, _, _, terms = tiny
+    np.testing.assert_allclose(np.sqrt(np.asarray(terms["einstein"].loss)), 0.3 / 5.7, rtol=2e-3)
+    assert np.all(np.asarray(terms["weak_energy"].value) < 0)
+    assert np.all(np.asarray(terms["cmb_expansion"].value) < 0)
+    np.testing.assert_allclose(terms["cmb_shear"].value, -0.01, atol=1e-5)
+    np.testing.assert_allclose(terms["cmb_homogeneity"].value, -0.1, atol=1e-5)
+
+
+def test_supernova_chi2_matches_the_classical_einstein_de_sitter_value(tiny, pantheon_dir):
+    # The rays through exact EdS must give the Friedmann-integral chi^2 of flat LCDM with Omega_m = 1.
+    problem, _, _, terms = tiny
+    from cosmology.data import load_pantheon_plus
+
+    with pytest.warns(Warning):
+        sample = load_pantheon_plus(pantheon_dir)
+    mu = 5 * np.log10(likelihood.luminosity_distance_flat_lcdm(sample.z_hd, 1.0 - 1e-12, sample.z_hel))
+    r = sample.mu - mu
+    w = 1 / sample.mu_err**2
+    chi2 = np.sum(w * (r - np.sum(w * r) / np.sum(w)) ** 2)
+    assert float(jnp.sum(terms["supernovae"].loss)) == pytest.approx(chi2, rel=2e-3)
