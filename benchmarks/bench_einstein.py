@@ -1,6 +1,6 @@
 """Time value-and-gradient of the mean squared Einstein residual of a GeneralMetric.
 
-    python benchmarks/bench_einstein.py [--n 1000] [--width 64] [--depth 4] [--repeats 15]
+    python benchmarks/bench_einstein.py [--n 1000] [--width 64] [--depth 4] [--repeats 20]
 
 Both formulations run in the same process on the same network, parameters and points:
   fast   : cosmology.geometry.einstein_tensor on bind(model, params), i.e. the network's own
@@ -55,7 +55,7 @@ def main(argv=None):
     parser.add_argument("--n", type=int, default=1000, help="collocation points")
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--depth", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.n < 1 or args.repeats < 1:

@@ -92,7 +92,8 @@ def _expansion(g, g_inv, gamma):
     return split.lapse * gamma[0, 1:, 1:], split
 
 
-def _kinematics(g, dg, g_inv, gamma) -> Kinematics:
+def kinematics_from_jet(g: jax.Array, dg: jax.Array, g_inv: jax.Array, gamma: jax.Array) -> Kinematics:
+    """All kinematic quantities from g, d_c g_ab (index c last), g^ab and Gamma^a_bc at a point."""
     theta_ij, split = _expansion(g, g_inv, gamma)
     expansion = jnp.einsum("ij,ij->", split.spatial_inverse, theta_ij)
     shear = theta_ij - expansion * split.spatial_metric / 3.0
@@ -108,9 +109,12 @@ def _kinematics(g, dg, g_inv, gamma) -> Kinematics:
     )
 
 
+_kinematics = kinematics_from_jet  # the name cosmology.problem first used
+
+
 def kinematics(metric_fn: MetricFn, x: jax.Array) -> Kinematics:
     """All kinematic quantities of the gauge observers at ``x`` from one first-order jet."""
-    return _kinematics(*_first_jet(metric_fn, x))
+    return kinematics_from_jet(*_first_jet(metric_fn, x))
 
 
 def lapse(metric_fn: MetricFn, x: jax.Array) -> jax.Array:
@@ -169,6 +173,7 @@ __all__ = [
     "extrinsic_curvature",
     "hubble_rates",
     "kinematics",
+    "kinematics_from_jet",
     "lapse",
     "mean_hubble_rate",
     "orthonormal_frame",
