@@ -152,6 +152,7 @@ def test_network_jet_matches_nested_forward_mode(name, initial):
             assert np.max(np.abs(a - b)) <= 1e-12 * np.max(np.abs(b)), label
 
 
+@pytest.mark.slow  # implied by the jet test above plus fast == nested in test_geometry; also checked by the benchmark
 def test_einstein_tensor_of_a_network_fast_path_equals_nested(initial):
     model = MODELS["general"]
     with jax.enable_x64(True):
