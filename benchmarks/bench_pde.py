@@ -16,6 +16,7 @@ busy CPU cores), ``default`` (the CPU benchmark, about 15 minutes), ``long``.
     python benchmarks/bench_pde.py --quick
     python benchmarks/bench_pde.py --budget long --out bench-pde
     python benchmarks/bench_pde.py --problems convection --beta 50 --steps 20000 --seeds 3
+    python benchmarks/bench_pde.py --problems pde_toy --configs penalty/adam,al/adam
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, help="number of seeds (overrides the budget)")
     parser.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     parser.add_argument("--beta", type=float, default=30.0, help="convection speed (default 30)")
+    parser.add_argument("--configs", help="comma-separated config labels to run (e.g. sum,causal or al/adam)")
     parser.add_argument("--out", help="write tables.txt and summary.json into this folder")
     parser.add_argument("--compile-cache", help="folder of jax's compilation cache (default: a temporary one)")
     args = parser.parse_args(argv)
@@ -55,8 +57,9 @@ def main(argv=None) -> None:
         for name in names:
             steps = args.steps or budget[name]["steps"]
             seeds = list(range(args.seed, args.seed + (args.seeds or budget[name]["seeds"])))
-            configs = (pde_bench.convection_configs(beta=args.beta) if name == "convection"
-                       else pde_bench.pde_toy_configs())
+            select = [c.strip() for c in args.configs.split(",")] if args.configs else None
+            configs = (pde_bench.convection_configs(beta=args.beta, select=select) if name == "convection"
+                       else pde_bench.pde_toy_configs(select=select))
             comp = pde_bench.run_comparison(name, configs, steps, seeds, log=lambda line: print(line, flush=True))
             comparisons.append(comp)
             print("\n" + pde_bench.format_comparison(comp) + "\n", flush=True)

@@ -223,7 +223,6 @@ class Comparison:
     configs: list               # [Config]
     records: list               # [RunRecord], config-major
     columns: list               # [(header, metric)] of the main table
-    notes: list = dataclasses.field(default_factory=list)
 
     def records_of(self, label: str) -> list:
         return [r for r in self.records if r.label == label]
@@ -232,7 +231,7 @@ class Comparison:
         return {"name": self.name, "steps": self.steps, "seeds": self.seeds,
                 "configs": [c.to_dict() for c in self.configs],
                 "records": [dataclasses.asdict(r) for r in self.records],
-                "columns": self.columns, "notes": self.notes}
+                "columns": self.columns}
 
 
 def run_comparison(name: str, configs: Sequence[Config], steps: int, seeds: Sequence[int], *,
@@ -322,8 +321,8 @@ def default_columns(name: str) -> list:
                 ("PDE residual^2", "heldout_raw/pde"), ("IC residual^2", "heldout_raw/ic"),
                 ("steps/s", "steps_per_second")]
     if name == "pde_toy":
-        return [("rel L2", "eval/rel_l2"), ("boundary RMS |u-g|", "eval/bc_rms"), ("u(0)", "eval/u0"),
-                ("branch", "branch"), ("steps/s", "steps_per_second")]
+        return [("rel L2", "eval/rel_l2"), ("boundary RMS |u-g|", "eval/bc_rms"), ("PDE residual^2", "heldout_raw/pde"),
+                ("u(0)", "eval/u0"), ("branch", "branch"), ("steps/s", "steps_per_second")]
     return [("rel L2", "eval/rel_l2"), ("steps/s", "steps_per_second")]
 
 
@@ -379,7 +378,7 @@ def format_trace_table(comp: Comparison, metric: str, fractions=(0.125, 0.25, 0.
 
 
 def format_comparison(comp: Comparison) -> str:
-    """Header line, the main table, the traces over training, the configs and any notes."""
+    """Header line, the main table, the traces over training and the configs."""
     lines = [f"{comp.name}: {len(comp.configs)} configs x {len(comp.seeds)} seeds {comp.seeds} x "
              f"{comp.steps} steps each; cells: median [min, max] n=seeds", "", format_table(comp)]
     for metric, title in (("causal/min_weight", "causal minimum weight over training"),
@@ -387,7 +386,6 @@ def format_comparison(comp: Comparison) -> str:
         if any(metric in r.traces for r in comp.records):
             lines += ["", f"{title}:", format_trace_table(comp, metric)]
     lines += ["", "configs:"] + [f"  {c.label}: {_describe(c)}" for c in comp.configs]
-    lines += [f"note: {n}" for n in comp.notes]
     return "\n".join(lines)
 
 
