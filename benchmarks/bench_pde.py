@@ -17,6 +17,16 @@ busy CPU cores), ``default`` (the CPU benchmark, about 15 minutes), ``long``.
     python benchmarks/bench_pde.py --budget long --out bench-pde
     python benchmarks/bench_pde.py --problems convection --beta 50 --steps 20000 --seeds 3
     python benchmarks/bench_pde.py --problems pde_toy --configs penalty/adam,al/adam
+
+Measured with the default budget (2 shared CPU cores, 6.5 minutes; medians over 3 seeds):
+convection at beta 30, 4000 steps: rel L2 sum 0.847, causal 0.768 (minimum weight 0.147,
+the causal sweep not through the time domain), spatial+causal 1.03 -- the target (causal
+below 5e-2 where sum stays above 0.5) is not met on this budget; at 20000 steps (2 seeds)
+sum 0.718, causal 0.623 (minimum weight 0.378); at beta 10 and 4000 steps both reach it (sum
+0.0416 [0.0306, 0.0854], causal 0.0391 [0.033, 0.0557]). pde_toy, 2000 steps: no run on a
+solution branch; boundary RMS penalty/adam 0.0879, al/adam 0.0698, al-mean/adam 12 (the
+signed-mean constraint cancels and the multiplier oscillates), BBI leaves the PDE residual at
+its u = 0 value (1.7e6). The README gives the tables and the reasons.
 """
 from __future__ import annotations
 
