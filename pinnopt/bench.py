@@ -419,10 +419,13 @@ def plot_table(table: BenchTable, plot_dir: str) -> list[str]:
 # Command line (wired by ``pinnopt.cli``: ``pinnopt bench PROBLEM -o bbi,adam ...``)
 def add_arguments(parser) -> None:
     parser.add_argument("problem", help="problem name (see `pinnopt list`)")
-    parser.add_argument("--optimizers", "-o", default="bbi,adam,sgd",
-                        help="comma-separated optimizer names (default bbi,adam,sgd)")
-    parser.add_argument("--runs", type=int, default=10, help="independent runs per optimizer (default 10)")
-    parser.add_argument("--steps", type=int, default=1000, help="steps per run (default 1000)")
+    parser.add_argument("--optimizers", "-o", default=None,
+                        help="comma-separated optimizer names (default bbi,adam,sgd; pde_toy: adam,bbi; "
+                             "convection: adam)")
+    parser.add_argument("--runs", type=int, default=None,
+                        help="independent runs per optimizer (default 10; PDE problems: seeds, from --budget)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="steps per run (default 1000; PDE problems: from --budget)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the starts and the runs (default 0)")
     parser.add_argument("--dim", type=int, help="dimension of a test function (same as -p dim=N)")
     parser.add_argument("-p", "--problem-arg", action="append", metavar="KEY=VALUE", help="problem option")
@@ -434,6 +437,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--record-every", type=int, help="steps between points of the loss curves")
     parser.add_argument("--x64", action="store_true", help="run in float64")
     parser.add_argument("--out", help="write table.txt, summary.json and plots/ into this folder")
+    from pinnopt import pde_bench
+
+    pde_bench.add_arguments(parser)  # --budget, --configs, --compile-cache for the PDE comparisons
 
 
 def _split_opt_args(items, names) -> dict:
@@ -450,8 +456,15 @@ def _split_opt_args(items, names) -> dict:
 
 
 def cli(args) -> int:
+    from pinnopt import pde_bench
     from pinnopt.cli import parse_assignments
 
+    # PDE problems are compared through the full solve loop (balancers, constraint methods).
+    if args.problem in pde_bench.PROBLEMS:
+        return pde_bench.cli(args)
+    args.optimizers = args.optimizers or "bbi,adam,sgd"
+    args.runs = 10 if args.runs is None else args.runs
+    args.steps = 1000 if args.steps is None else args.steps
     names = [n.strip() for n in args.optimizers.split(",") if n.strip()]
     problem_kwargs = parse_assignments(args.problem_arg, "--problem-arg")
     if args.dim is not None:
