@@ -1,14 +1,14 @@
 """Ray tracer: redshift, area and luminosity distance against closed forms and invariances.
 
 Every metric here is one family, homogeneous and diagonal in a "physical" chart y, seen in
-the chart x = A y (spatial):
+a chart x linearly skewed by A and moving with velocity v (a shift vector when v != 0):
 
-    ds^2 = -dt^2 + sum_i a_i(t)^2 dy_i^2,   a_i(t) = a_LCDM(t; Om)^w (1 + t)^p_i,   y = A^-1 x
+    ds^2 = -dt^2 + sum_i a_i(t)^2 dy_i^2,   a_i(t) = a_LCDM(t; Om)^w (1 + t)^p_i,   y = A^-1 x + v t
 
 w = 1, p = 0: flat LambdaCDM (H0 = 1, today t = 0, a(0) = 1); w = 0: Bianchi I with power
 laws (a_i(0) = 1); w = 0, p = 0: Minkowski. The observer sits at t = 0 at the origin, where
-the y-frame is the coordinate frame. Compiled functions are shared between tests (the
-family's parameters are traced), because float64 ODE solves compile slowly.
+(for v = 0) the y-frame is the coordinate frame. Compiled functions are shared between tests
+(the family's parameters are traced), because float64 ODE solves compile slowly.
 """
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ BIANCHI_P = np.array([0.5, 0.7, 0.9])
 N = 6  # rows per call: one compiled shape
 
 
-def family(om=0.3, w=1.0, p=(0.0, 0.0, 0.0), a=np.eye(3)):
-    return {"om": om, "w": w, "p": np.asarray(p, float), "A": np.asarray(a, float)}
+def family(om=0.3, w=1.0, p=(0.0, 0.0, 0.0), a=np.eye(3), v=(0.0, 0.0, 0.0)):
+    return {"om": om, "w": w, "p": np.asarray(p, float), "A": np.asarray(a, float), "v": np.asarray(v, float)}
 
 
 def family_metric(params, x):
@@ -37,9 +37,10 @@ def family_metric(params, x):
     a_lcdm = (om / ol) ** (1.0 / 3.0) * jnp.sinh(1.5 * jnp.sqrt(ol) * (x[0] + age)) ** (2.0 / 3.0)
     # w = 0 selects 1 (not a_LCDM^0, which is NaN before the big bang, in Minkowski tests).
     scale = jnp.where(params["w"] == 0, 1.0, a_lcdm ** params["w"]) * (1.0 + x[0]) ** params["p"]
-    jac = jnp.linalg.inv(params["A"])  # dy/dx
-    spatial = jac.T @ jnp.diag(scale**2) @ jac
-    return jnp.zeros((4, 4), x.dtype).at[0, 0].set(-1.0).at[1:, 1:].set(spatial)
+    jac = jnp.zeros((4, 4), x.dtype).at[0, 0].set(1.0)  # d(t, y)/d(t, x)
+    jac = jac.at[1:, 0].set(params["v"]).at[1:, 1:].set(jnp.linalg.inv(params["A"]))
+    physical = jnp.diag(jnp.concatenate([-jnp.ones(1, x.dtype), scale**2]))
+    return jac.T @ physical @ jac
 
 
 def _metric(params):
@@ -52,8 +53,10 @@ def d_lum(params, directions, redshifts):
 
 
 @jax.jit
-def ray(params, direction, affine):
-    return rt.trace_ray(_metric(params), jnp.zeros(4, direction.dtype), direction, affine)
+def ray(params, direction, affine, velocity=np.array([1.0, 0.0, 0.0, 0.0])):
+    """trace_ray with the observer's 4-velocity given (u = d_t, the default, when v = 0)."""
+    return rt.trace_ray(_metric(params), jnp.zeros(4, direction.dtype), direction, affine,
+                        observer_velocity=velocity)
 
 
 def chart_direction(params, n_y):
@@ -114,10 +117,33 @@ def test_minkowski_in_a_skewed_chart_has_no_redshift_and_euclidean_area_distance
         sample = ray(params, n, affine)
         np.testing.assert_allclose(sample.redshift, 0.0, atol=1e-12)
         np.testing.assert_allclose(sample.area_distance, affine, rtol=1e-10)
-        # The ray is the straight line of physical length lambda along -(u) + n.
+        assert np.all(np.asarray(sample.null_violation) < 1e-12)
+        # The ray is the straight line of physical length lambda, back in time by lambda.
         physical = np.linalg.solve(SKEW, np.asarray(sample.x[:, 1:]).T).T
         np.testing.assert_allclose(np.linalg.norm(physical, axis=1), affine, rtol=1e-10)
         np.testing.assert_allclose(sample.x[:, 0], -affine, rtol=1e-10)
+
+
+def test_minkowski_with_a_shift_keeps_comoving_observers_at_rest(x64):
+    # y = A^-1 x + v t: the comoving observers all move with v, so they are at rest with
+    # respect to each other (z = 0) and measure Euclidean distances in their common frame.
+    params = family(w=0.0, a=SKEW, v=(0.3, -0.2, 0.4))
+    g = family_metric(params, jnp.zeros(4))
+    assert np.linalg.norm(g[0, 1:]) > 0.1  # a real shift vector
+    u = rt.comoving_velocity(g)
+    sample = ray(params, unit([0.2, 1.0, -0.7]), np.array([0.1, 0.7, 2.0, 5.0]), u)
+    np.testing.assert_allclose(sample.redshift, 0.0, atol=1e-12)
+    np.testing.assert_allclose(sample.area_distance, sample.affine, rtol=1e-10)
+    assert np.all(np.asarray(sample.null_violation) < 1e-12)
+
+
+def test_a_moving_observer_sees_the_doppler_shift(x64):
+    # Minkowski, sources at rest, observer moving with speed 0.6 along x:
+    # 1 + z = gamma (1 - v n_x) for a source seen in direction n (observer frame).
+    gamma = 1.25
+    for n, expected in (([1, 0, 0], gamma * 0.4), ([-1, 0, 0], gamma * 1.6), ([0, 1, 0], gamma)):
+        sample = ray(family(w=0.0), np.asarray(n, float), np.array([0.5, 1.0]), np.array([1.0, 0.6, 0.0, 0.0]))
+        np.testing.assert_allclose(sample.redshift, expected - 1.0, atol=1e-12)
 
 
 def test_bianchi_principal_axes_match_the_closed_form(x64):
@@ -138,6 +164,26 @@ def test_photon_stays_null_and_past_directed(x64):
         assert np.all(np.asarray(sample.null_violation) < 1e-10)
         assert np.all(np.asarray(sample.k[:, 0]) < 0)
         assert np.all(np.diff(np.asarray(sample.redshift)) > 0)
+
+
+def test_ray_equations_are_the_geodesic_and_deviation_equations(x64):
+    # Against the geometry engine's Christoffel symbols and a jvp of the geodesic acceleration.
+    metric = _metric(family(w=0.0, p=BIANCHI_P, a=SKEW, v=(0.1, 0.0, -0.2)))
+    rng = np.random.default_rng(5)
+    state = rt.RayState(x=np.array([-0.3, 0.2, -0.1, 0.4]), k=rng.normal(size=4),
+                        xi=rng.normal(size=(2, 4)), eta=rng.normal(size=(2, 4)))
+    rate = rt.ray_equations(metric, "affine")(0.0, state, None)
+    acceleration = lambda x, k: rt.geodesic_acceleration(metric, x, k)
+    np.testing.assert_allclose(rate.k, acceleration(state.x, state.k), rtol=1e-12)
+    for a in range(2):
+        deviation = jax.jvp(acceleration, (state.x, state.k), (state.xi[a], state.eta[a]))[1]
+        np.testing.assert_allclose(rate.eta[a], deviation, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(rate.x, state.k)
+    np.testing.assert_allclose(rate.xi, state.eta)
+    # In s, every rate is divided by (1 + z)^2 = (u.k)^2.
+    scaled = rt.ray_equations(metric, "distance")(0.0, state, None)
+    one_plus_z = 1.0 + rt.redshift(metric(state.x), state.k)
+    np.testing.assert_allclose(scaled.eta * one_plus_z**2, rate.eta, rtol=1e-12)
 
 
 def test_gradient_through_grouped_rays_matches_finite_differences(x64):
@@ -211,3 +257,32 @@ def test_bad_input_raises_value_error():
         rt.sky_grid(np.ones((2, 3)), np.array([0.0, 1.0]))
     with pytest.raises(ValueError, match="share a label"):
         rt.plan_rays(np.eye(3)[:2], np.ones(2), groups=["a", "a"])
+
+
+@pytest.mark.slow
+def test_gradient_with_respect_to_network_parameters(x64):
+    from cosmology import metric as cm
+
+    model = cm.GeneralMetric(width=8, depth=2, out_scale=0.1, background=cm.Background("lcdm", 0.3))
+    params = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), cm.init_params(model, jax.random.PRNGKey(0)))
+    directions, z = unit([[1.0, 0.5, 0.0], [0.0, -1.0, 0.3]]), np.array([0.3, 1.2])
+
+    def loss(p, bound=True):
+        metric = cm.bind(model, p) if bound else (lambda x: model.apply(p, x))
+        return jnp.sum(jnp.log(rt.luminosity_distance(metric, jnp.zeros(4), directions, z)))
+
+    value, grad = jax.jit(jax.value_and_grad(loss))(params)
+    # The network's own jet and nested forward mode on the plain function agree.
+    np.testing.assert_allclose(jax.jit(lambda p: loss(p, bound=False))(params), value, rtol=1e-10)
+    leaves = jax.tree_util.tree_leaves(grad)
+    assert all(np.all(np.isfinite(leaf)) for leaf in leaves)
+    keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
+    tangent = jax.tree_util.tree_unflatten(
+        jax.tree_util.tree_structure(params),
+        [jax.random.normal(k, leaf.shape, jnp.float64) for k, leaf in zip(keys, leaves)])
+    h = 1e-5
+    shifted = lambda s: jax.tree_util.tree_map(lambda p, t: p + s * t, params, tangent)
+    value_fn = jax.jit(loss)
+    finite = (value_fn(shifted(h)) - value_fn(shifted(-h))) / (2 * h)
+    directional = sum(jnp.vdot(g, t) for g, t in zip(leaves, jax.tree_util.tree_leaves(tangent)))
+    np.testing.assert_allclose(directional, finite, rtol=1e-6)
