@@ -272,7 +272,16 @@ def plot_surfaces(problem, params, path: str, fields=None) -> str:
 def hubble_diagram_data(problem, params) -> dict:
     """Observed and model moduli with the best offset applied, residuals, and a monopole curve."""
     data = problem.data
-    d_l = np.asarray(jax.jit(problem.distances)(params), np.float64)
+    if problem.isotropic:
+        d_l, nodes = np.asarray(jax.jit(problem.distances)(params), np.float64), None
+    else:  # one compiled ray grid gives the per-supernova distances and the monopole curve
+        shape = (data.ray_directions.shape[0], data.z_nodes.shape[0])
+
+        def both(p):
+            grid = supernovae.ray_grid_distances(problem.metric_fn(p), jnp.asarray(OBSERVER), problem.plan, shape)
+            return supernovae.supernova_distances(grid, data), grid
+
+        d_l, nodes = (np.asarray(v, np.float64) for v in jax.jit(both)(params))
     mu_model = np.asarray(supernovae.model_moduli(jnp.asarray(d_l, jnp.float32), data), np.float64)
     mu_obs = np.asarray(data.whitening.mu_obs, np.float64)
     factor = np.asarray(data.whitening.factor, np.float64)
@@ -284,10 +293,7 @@ def hubble_diagram_data(problem, params) -> dict:
     z = np.asarray(data.z, np.float64)
     out = {"z": z, "mu_obs": mu_obs, "sigma": sigma, "mu_model": mu_model + offset,
            "residual": mu_obs - mu_model - offset}
-    if not problem.isotropic:
-        nodes = np.asarray(jax.jit(lambda p: supernovae.ray_grid_distances(
-            problem.metric_fn(p), jnp.asarray(OBSERVER), problem.plan,
-            (data.ray_directions.shape[0], data.z_nodes.shape[0])))(params), np.float64)
+    if nodes is not None:
         out["curve_z"] = np.asarray(data.z_nodes, np.float64)
         out["curve_mu"] = 5 * np.log10(np.mean(nodes, axis=0)) + 25 + offset
     else:
