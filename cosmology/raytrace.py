@@ -323,7 +323,8 @@ def _state_at_redshift(metric_fn, sol, z0, z_target, iterations):
     sign = jnp.sign(z0 - z_target)
     ss = jnp.concatenate([jnp.zeros(1, sol.ts.dtype), sol.ts])
     zs = jnp.concatenate([jnp.reshape(z0, (1,)), sol.ys])
-    crossed = (zs - z_target) * sign <= 0
+    # Steps not taken (the step budget ran out first) are padded with inf: never a crossing.
+    crossed = ((zs - z_target) * sign <= 0) & jnp.isfinite(ss) & jnp.isfinite(zs)
     found = jnp.any(crossed) & (sign != 0)
     i = jnp.maximum(jnp.argmax(crossed), 1)
     ss, zs = jax.lax.stop_gradient((ss, zs))
@@ -415,7 +416,8 @@ def luminosity_distance(metric_fn: MetricFn, observer, directions, redshifts, *,
     on the observer's sky) at ``redshifts`` (N,), in code length units.
 
     One exact ray per row (module docstring); NaN where a redshift is not reached.
-    Differentiable (reverse mode) with respect to anything ``metric_fn`` closes over, e.g.
+    Differentiable in reverse mode with respect to anything ``metric_fn`` closes over (forward
+    mode needs ``options=RayOptions(adjoint=diffrax.ForwardMode())``), e.g.
     ``lambda x: model.apply(params, x)`` or ``cosmology.metric.bind(model, params)`` (faster:
     it brings the network's jet). ``observer_velocity``: None (the comoving observer), a
     4-velocity u^a (4,) or a coordinate velocity dx^i/dt (3,). Rows that share a direction

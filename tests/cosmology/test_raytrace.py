@@ -158,6 +158,12 @@ def test_bianchi_principal_axes_match_the_closed_form(x64):
     assert np.ptp(out[::2]) / out[0] > 0.05
 
 
+def test_unreached_redshifts_give_nan(x64):
+    # Minkowski: the comoving sources are never redshifted.
+    out = d_lum(family(w=0.0), unit(np.ones((N, 3))), np.full(N, 0.5))
+    assert np.all(np.isnan(out))
+
+
 def test_photon_stays_null_and_past_directed(x64):
     for params in (family(a=SKEW), family(w=0.0, p=BIANCHI_P, a=SKEW)):
         sample = ray(params, unit([0.3, -0.8, 0.5]), np.array([0.05, 0.2, 0.3, 0.4, 0.5]))
