@@ -259,10 +259,9 @@ class CosmologyProblem:
     def solve_defaults(self) -> dict:
         """Solver settings of the preset, used by the CLI where no flag overrides them."""
         cfg = self.cfg
-        balancing_kwargs = {"terms": ["einstein"]} if cfg.balancing == "spatial" else {}
         return {"optimizer": cfg.optimizer, "optimizer_kwargs": {"learning_rate": cfg.learning_rate},
                 "constraints": cfg.constraints, "constraint_kwargs": {},
-                "balancing": cfg.balancing, "balancing_kwargs": balancing_kwargs,
+                "balancing": cfg.balancing, "balancing_kwargs": {},
                 "steps": cfg.steps, "chunk": cfg.chunk}
 
     # --- summary and figures (not jitted)

@@ -31,7 +31,7 @@ def test_presets_load_and_validate(name):
 
 def test_blog_preset_is_the_seeds_setup():
     cfg = presets.get_preset("blog")
-    assert (cfg.metric, cfg.energy_condition, cfg.omega_m_init) == ("general", "ricci", 0.3)
+    assert (cfg.metric, cfg.energy_condition, cfg.omega_m_init, cfg.balancing) == ("general", "ricci", 0.3, "spatial")
     assert (cfg.t_start, cfg.t_observer, cfg.cmb_window, cfg.unit_mpc) == (-3.9, 1.0, (-4.0, -3.9), 1000.0)
     assert (cfg.n_points, cfg.n_sn_era()) == (1000, 800)
     assert cfg.to_code_time(1.0) == 0.0
@@ -44,7 +44,7 @@ def test_blog_preset_is_the_seeds_setup():
 def test_default_preset_is_the_physically_sound_one():
     cfg = presets.get_preset("default")
     assert (cfg.energy_condition, cfg.cosmological_constant, cfg.constraints, cfg.balancing,
-            cfg.optimizer, cfg.n_points, cfg.n_sn_era()) == ("weak", False, "al", "spatial", "adam", 1000, 800)
+            cfg.optimizer, cfg.n_points, cfg.n_sn_era()) == ("weak", False, "al", "sum", "adam", 1000, 800)
     assert cfg.omega_m_bounds == (0.05, 1.0)
 
 
