@@ -28,6 +28,18 @@ vector s_hat = (2, -1, -1) / sqrt(6). Today (t = 0) is where V = 1, and there H 
 Usage:
 
     PINNOPT_DATA_DIR=/path/to/data python benchmarks/bench_injection.py [--steps 3000] [--case lcdm bianchi]
+
+Measured (2-core CPU, 3000 Adam steps each, the quick preset's network with Lambda on and the
+default ``sum`` balancer; Bianchi I with 32 rays and ell <= 4):
+
+    [lcdm]    Omega_m true 0.350, fitted 0.3500; Omega_Lambda 0.6503; chi^2 of the mock 0.000;
+              residual rms 2.1e-4; 229 s                                           PASS
+    [bianchi] Omega_m true 0.300, fitted 0.3073 (|d| = 0.0073); Omega_Lambda 0.6993; chi^2 0.064;
+              residual rms 6.7e-3; shear today sigma/H true 0.0775, learned 0.0778 (ratio 1.005);
+              sky pattern amplitude A = 0.998 (true pattern rms 0.120 mag); 307 s   PASS
+
+With ``-b spatial`` instead, the lcdm case failed: Omega_m stayed at its start, 0.300 (see
+:mod:`cosmology.presets` for why).
 """
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cosmology import kinematics, likelihood, matter, supernovae
+from cosmology import kinematics, likelihood, supernovae
 from cosmology.problem import OBSERVER
 
 
@@ -230,12 +230,13 @@ def plot_maps(problem, params, path: str, fields=None) -> str:
                                                   ("density", "dust density kappa rho / (3 H_O^2)", "viridis"))):
             ax = axes[row, col]
             data = fields[a + b][key]
-            if data.min() < 0 < data.max():  # both signs: a diverging map centred on zero
-                lim = np.max(np.abs(data))
-                im = ax.imshow(data, origin="lower", extent=(s[0], s[-1], s[0], s[-1]), cmap="RdBu_r",
-                               vmin=-lim, vmax=lim)
-            else:
-                im = ax.imshow(data, origin="lower", extent=(s[0], s[-1], s[0], s[-1]), cmap=cmap)
+            # One colour scale per field across the three planes; diverging around 0 when it changes sign.
+            lo = min(float(fields[p + q][key].min()) for p, q, _, _ in PLANES)
+            hi = max(float(fields[p + q][key].max()) for p, q, _, _ in PLANES)
+            if lo < 0 < hi:
+                lim = max(-lo, hi)
+                cmap, lo, hi = "RdBu_r", -lim, lim
+            im = ax.imshow(data, origin="lower", extent=(s[0], s[-1], s[0], s[-1]), cmap=cmap, vmin=lo, vmax=hi)
             fig.colorbar(im, ax=ax, shrink=0.85)
             ax.plot(0, 0, "k*", ms=9)
             ax.set_xlabel(f"{a} (preset units)")

@@ -1,5 +1,4 @@
 """The cosmology problems' parts without the data: presets, point-wise physics, charts, the sky grid."""
-import math
 
 import jax
 import jax.numpy as jnp

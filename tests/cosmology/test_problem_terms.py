@@ -1,6 +1,5 @@
 """The lumpy problem on the real data: terms, their kinds and shapes, and exact values for a
 network whose output is zero (the metric is then exactly its FLRW background)."""
-import math
 
 import jax
 import jax.numpy as jnp
