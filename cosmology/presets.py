@@ -12,9 +12,10 @@ overridden from the CLI (``pinnopt solve lumpy --preset quick -p n_points=400``)
 - ``blog``: faithful to the seeds' last setup: the ten-component metric, the proxy R >= 0,
   t in [-3.9, 1] with the observer at t = 1 and one length unit of 1000 Mpc, the 800/200
   split, the CMB window t in [-4, -3.9], Omega_m starting at 0.3, the spatial balancer on the
-  Einstein residual. The background is de Sitter (H = 1 per 1000 Mpc): the domain reaches
-  further back than the big bang of any matter-dominated background (the seeds' network
-  had none), and the density normalisation needs H_O > 0, which rules out a static start.
+  Einstein residual. The background is de Sitter with H = H0: the domain, 4.9 x 1000 Mpc =
+  1.14 Hubble times, reaches further back than the big bang of any matter-dominated
+  background (the seeds' network had none), and the density normalisation needs H_O > 0,
+  which rules out a static start.
 
 Why ``sum`` and not ``spatial`` by default: the spatial balancer's point-wise term
 0.5 exp(-2 W) r^2 + W, minimised over W, is 0.5 + 0.5 log r^2, which is unbounded below as the
@@ -26,10 +27,10 @@ with ``spatial`` while the raw residual fell to 1e-7 and chi^2 / N rose from 3e-
 (``benchmarks/bench_injection.py``). ``-b spatial`` selects it; a floor on the point weights
 would make it safe.
 
-Units: a preset states its coordinates in its own length unit ``unit_mpc`` (megaparsecs per
+Units: a preset states its times and lengths in its own unit ``unit_mpc`` (megaparsecs per
 unit; the default is the Hubble length c/H0 for H0 = ``REFERENCE_H0``) with the observer at
-``t_observer``. Internally everything runs in the code units of :mod:`cosmology.metric`
-(c = H0 = 1, observer at t = 0); see :func:`CosmologyConfig.to_code_time`.
+``t_observer``. Everything else, the network's input included, runs in the code units of
+:mod:`cosmology.metric` (c = H0 = 1, observer at t = 0); see :func:`CosmologyConfig.to_code_time`.
 """
 from __future__ import annotations
 
@@ -178,8 +179,9 @@ PRESETS: dict[str, dict] = {
         metric="general", energy_condition="ricci", background="de_sitter",
         unit_mpc=1000.0, t_observer=1.0, t_start=-3.9, cmb_window=(-4.0, -3.9),
         # Supernova era: the light-travel distance to z = 2.26 in flat LCDM (Omega_m = 0.3,
-        # H0 = 70) is 3.31 Gpc; spatial extent: the comoving distance there, 5.34 Gpc, x 1.05.
-        sn_era_start=round(1.0 - _lcdm_lookback_units(2.3), 3), spatial_extent=5.6,
+        # H0 = 70) is 3.31 Gpc. Spatial extent: the comoving distance to z = 2.26 is 5.3 Gpc in
+        # that LCDM and 9.7 Gpc (z c / H0) in the de Sitter background the run starts from.
+        sn_era_start=round(1.0 - _lcdm_lookback_units(2.3), 3), spatial_extent=10.0,
         n_points=1000, sn_fraction=0.8, omega_m_init=0.3, width=64, depth=4, balancing="spatial",
     ),
 }

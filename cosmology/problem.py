@@ -41,42 +41,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from cosmology import energy, kinematics, matter, raytrace, supernovae
-from cosmology.geometry import MetricJet, Jet, curvature_from_jet, jet_to_metric_jet, metric_jet
+from cosmology.geometry import curvature_from_jet, metric_jet
 from cosmology.metric import Background, FLRWMetric, GeneralMetric, SynchronousMetric, bind, init_params
 from cosmology.presets import CosmologyConfig, get_flrw_control, get_preset
 from pinnopt.terms import Constraint, Objective
 
 OBSERVER = np.zeros(4, np.float32)  # today, at the spatial origin (code units)
 ENERGY_TERM = {"weak": "weak_energy", "ricci": "ricci_positive"}
-
-
-# ----------------------------------------------------------------------------- charts
-
-
-class ChartMetric:
-    """The metric in code coordinates of a network that reads the preset's length unit.
-
-    The network sees x_p = x / s (s code lengths per preset unit; time still counted from the
-    observer, so its background keeps a = 1 and H = 1 per preset unit there), hence
-    g_code(x) = g_p(x_p) / s^2, d g_code = d g_p / s^3, dd g_code = dd g_p / s^4.
-    """
-
-    def __init__(self, inner, scale: float):
-        self.inner, self.scale = inner, float(scale)
-        if hasattr(inner, "jet"):
-            self.jet = self._jet
-
-    def _chart(self, x):
-        return x / self.scale
-
-    def __call__(self, x):
-        return self.inner(self._chart(x)) / self.scale**2
-
-    def _jet(self, x):
-        out = self.inner.jet(self._chart(x))
-        jet = jet_to_metric_jet(out) if isinstance(out, Jet) else MetricJet(*out)
-        s = self.scale
-        return MetricJet(jet.g / s**2, jet.dg / s**3, jet.ddg / s**4)
 
 
 # ----------------------------------------------------------------------------- the problem
@@ -106,12 +77,8 @@ class CosmologyProblem:
         return params
 
     def metric_fn(self, params) -> Callable:
-        """g(x) in code coordinates (with the network's fast jet when it has one)."""
-        bound = bind(self.model, params["metric"])
-        cfg = self.cfg
-        if cfg.code_per_unit == 1.0:
-            return bound
-        return ChartMetric(bound, cfg.code_per_unit)
+        """g(x) in code coordinates (with the network's fast jet)."""
+        return bind(self.model, params["metric"])
 
     def omega_m(self, params):
         return matter.omega_m_from_raw(params["omega_m"], self.cfg.omega_m_bounds)
@@ -388,38 +355,38 @@ def _comoving_distance(background: Background, t_start: float, n: int = 4001) ->
 
 
 def domain(cfg: CosmologyConfig, background: Background, z_max: float) -> dict:
-    """The sampling windows in code units: {"start", "sn_start", "cmb": (t0, t1), "radius"}.
+    """The sampling windows in code units: {"start", "sn_start", "cmb": (t0, t1), "radius", ...}.
 
-    Unset fields come from the background (in the preset's units, shifted so that the
-    observer's background time is t_observer): the supernova era reaches the background time
-    of ``sn_redshift`` (default 1.1 z_max), the deep past that of ``past_redshift``, the CMB
-    window spans ``cmb_redshifts``; the radius is ``extent_margin`` times the background's
-    comoving distance to the farthest supernova (z_max).
+    Fields the preset leaves unset come from the background (whose time is code time, 0 at
+    the observer): the supernova era reaches the background time of ``sn_redshift`` (default
+    1.1 z_max), the deep past that of ``past_redshift``, the CMB window spans ``cmb_redshifts``;
+    the radius is ``extent_margin`` times the background's comoving distance to the farthest
+    supernova (z_max). Fields the preset sets are in its own units (``to_code_time``).
     """
-    t_obs = cfg.t_observer
-
     def t_of(z):
-        t = float(background.time_at_redshift(z)) + t_obs
+        t = float(background.time_at_redshift(z))
         if not math.isfinite(t):
             raise ValueError(f"background {background.kind!r} has no time for z = {z}")
         return t
 
+    code = cfg.to_code_time
     z_sn = cfg.sn_redshift if cfg.sn_redshift is not None else 1.1 * z_max
-    sn_start = cfg.sn_era_start if cfg.sn_era_start is not None else t_of(z_sn)
-    start = cfg.t_start if cfg.t_start is not None else (t_of(cfg.past_redshift) if cfg.sn_fraction < 1 else sn_start)
+    sn_start = code(cfg.sn_era_start) if cfg.sn_era_start is not None else t_of(z_sn)
+    if cfg.t_start is not None:
+        start = code(cfg.t_start)
+    else:
+        start = t_of(cfg.past_redshift) if cfg.sn_fraction < 1 else sn_start
     if cfg.cmb_window is not None:
-        cmb = tuple(cfg.cmb_window)
+        cmb = (code(cfg.cmb_window[0]), code(cfg.cmb_window[1]))
     else:
         cmb = (t_of(cfg.cmb_redshifts[1]), t_of(cfg.cmb_redshifts[0]))
-    if not start <= sn_start < t_obs:
+    if not start <= sn_start < 0.0:
         raise ValueError(f"the domain must satisfy t_start <= sn_era_start < t_observer, got "
-                         f"{start}, {sn_start}, {t_obs} (preset units)")
-    chi = _comoving_distance(background, t_of(z_max) - t_obs)
-    radius = cfg.spatial_extent if cfg.spatial_extent is not None else cfg.extent_margin * chi
-    code = cfg.to_code_time
-    return {"start": code(start), "sn_start": code(sn_start), "cmb": (code(cmb[0]), code(cmb[1])),
-            "radius": radius * cfg.code_per_unit,
-            "background_comoving_distance_code": chi * cfg.code_per_unit}
+                         f"{start}, {sn_start}, 0 (code units)")
+    chi = _comoving_distance(background, t_of(z_max))
+    radius = cfg.spatial_extent * cfg.code_per_unit if cfg.spatial_extent is not None else cfg.extent_margin * chi
+    return {"start": start, "sn_start": sn_start, "cmb": cmb, "radius": radius,
+            "background_comoving_distance_code": chi}
 
 
 def build(cfg: CosmologyConfig, *, data_path=None, covariance=None, mu_obs=None, name: str = "lumpy") -> CosmologyProblem:
@@ -469,5 +436,5 @@ def make_flrw_control(preset: str = "default", data_path: Optional[str] = None, 
                  mu_obs=mu_obs, name="flrw-control")
 
 
-__all__ = ["ChartMetric", "CosmologyProblem", "build", "cmb_prior_values", "deceleration", "domain", "make_flrw_control",
+__all__ = ["CosmologyProblem", "build", "cmb_prior_values", "deceleration", "domain", "make_flrw_control",
            "make_lumpy", "point_fields"]

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 
 from cosmology import likelihood, matter, presets, supernovae
-from cosmology.geometry import metric_jet
 from cosmology.kinematics import mean_hubble_rate
-from cosmology.metric import Background, SynchronousMetric, bind, init_params
-from cosmology.problem import ChartMetric, cmb_prior_values, domain, point_fields
+from cosmology.metric import Background
+from cosmology.problem import cmb_prior_values, domain, point_fields
 
 
 # ----------------------------------------------------------------------------- presets
@@ -35,7 +34,10 @@ def test_blog_preset_is_the_seeds_setup():
     assert (cfg.n_points, cfg.n_sn_era()) == (1000, 800)
     assert cfg.to_code_time(1.0) == 0.0
     assert cfg.to_code_time(-3.9) == pytest.approx(-4.9 * 1000.0 / presets.HUBBLE_LENGTH_MPC)
-    # Its ball holds the comoving distance to z = 2.26 in flat LCDM (5.3 Gpc).
+    w = domain(cfg, Background(cfg.background), 2.26137)
+    assert w["start"] == pytest.approx(cfg.to_code_time(-3.9)) and w["cmb"][1] == pytest.approx(w["start"])
+    assert w["radius"] == pytest.approx(10.0 * 1000.0 / presets.HUBBLE_LENGTH_MPC)
+    # Its ball holds the comoving distance to z = 2.26 in flat LCDM (5.3 Gpc) and in its start, de Sitter.
     d_c = likelihood.comoving_distance_flat_lcdm(2.26137, 0.3) * presets.HUBBLE_LENGTH_MPC / 1000.0
     assert cfg.spatial_extent >= d_c
 
@@ -140,22 +142,6 @@ def test_weak_energy_condition_versus_the_ricci_proxy():
     assert float(point_fields(g, x, src, "ricci")["energy_condition"]) < 0
     with pytest.raises(ValueError, match="energy_condition"):
         point_fields(g, x, src, "dominant-ish")
-
-
-# ----------------------------------------------------------------------------- charts
-
-
-def test_chart_metric_jet_matches_forward_mode():
-    model = SynchronousMetric(width=8, depth=1, out_scale=0.3, background=Background("de_sitter"))
-    bound = bind(model, init_params(model, jax.random.PRNGKey(0)))
-    chart = ChartMetric(bound, scale=0.25)
-    plain = lambda x: chart(x)  # no .jet: the engine falls back to nested forward mode
-    x = jnp.array([-0.1, 0.2, -0.3, 0.15])
-    fast, slow = metric_jet(chart, x), metric_jet(plain, x)
-    for a, b in zip(fast, slow):
-        np.testing.assert_allclose(a, b, rtol=2e-4, atol=1e-4 * float(jnp.max(jnp.abs(b))))
-    # The chart is a change of units: at the observer g_code = g_preset / s^2.
-    np.testing.assert_allclose(chart(x), bound(x / 0.25) / 0.25**2, rtol=1e-6)
 
 
 # ----------------------------------------------------------------------------- the sky grid
