@@ -101,6 +101,15 @@ def plot_training(rows: list, path: str) -> str:
 # ----------------------------------------------------------------------------- the metric
 
 
+def _unit(problem) -> str:
+    """The preset's length unit, e.g. "4283 Mpc" (c/H0 for H0 = 70) or "1000 Mpc"."""
+    return f"{problem.cfg.unit_mpc:.0f} Mpc"
+
+
+def _time_label(problem) -> str:
+    return f"t [{_unit(problem)} / c; observer at t = {problem.cfg.t_observer:g}]"
+
+
 def _frame_rates(metric_fn, x):
     """(H_x, H_y, H_z, H): the expansion tensor Theta_ij on the observer's orthonormal frame
     axes (Gram-Schmidt of d_x, d_y, d_z), and the mean rate."""
@@ -152,7 +161,7 @@ def plot_hubble_rates(problem, params, path: str, line=None) -> str:
     positive = np.all(rates > 0)
     if positive and rates.max() / max(rates.min(), 1e-30) > 10:
         a.set_yscale("log")
-    a.set_xlabel(f"t (preset units; observer at {problem.cfg.t_observer:g})")
+    a.set_xlabel(_time_label(problem))
     a.set_ylabel("H / H_O")
     a.set_title("Hubble rates at the observer's position")
     a.grid(alpha=0.3)
@@ -163,7 +172,7 @@ def plot_hubble_rates(problem, params, path: str, line=None) -> str:
     spread = np.max(np.abs(rates[:, :3] / rates[:, 3:4] - 1.0))
     lim = max(1e-3, 1.1 * float(spread))  # float32 noise (1e-7) must not look like a signal
     b.set_ylim(-lim, lim)
-    b.set_xlabel("t (preset units)")
+    b.set_xlabel(_time_label(problem))
     b.set_ylabel("H_i / H - 1")
     b.set_title("anisotropy of the expansion")
     b.grid(alpha=0.3)
@@ -188,7 +197,7 @@ def plot_shear(problem, params, path: str, line=None) -> str:
         ax.axvspan(min(t0, t1), max(t0, t1), color="orange", alpha=0.2, label="CMB window")
         ax.axhline(problem.cfg.shear_tolerance, color="orange", ls=":", label="shear tolerance")
     ax.set_yscale("log")
-    ax.set_xlabel(f"t (preset units; observer at {problem.cfg.t_observer:g})")
+    ax.set_xlabel(_time_label(problem))
     ax.set_ylabel("sigma^2 / H^2")
     ax.set_title("shear")
     ax.grid(alpha=0.3)
@@ -239,8 +248,8 @@ def plot_maps(problem, params, path: str, fields=None) -> str:
             im = ax.imshow(data, origin="lower", extent=(s[0], s[-1], s[0], s[-1]), cmap=cmap, vmin=lo, vmax=hi)
             fig.colorbar(im, ax=ax, shrink=0.85)
             ax.plot(0, 0, "k*", ms=9)
-            ax.set_xlabel(f"{a} (preset units)")
-            ax.set_ylabel(f"{b} (preset units)")
+            ax.set_xlabel(f"{a} [{_unit(problem)}]")
+            ax.set_ylabel(f"{b} [{_unit(problem)}]")
             ax.set_title(f"{title}, {a}-{b} plane, today", fontsize=9)
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -257,8 +266,8 @@ def plot_surfaces(problem, params, path: str, fields=None) -> str:
         ax = fig.add_subplot(1, 3, col + 1, projection="3d")
         ax.plot_surface(u, v, fields[a + b]["ricci"], cmap="magma", linewidth=0, antialiased=True)
         ax.set_box_aspect(None, zoom=0.82)
-        ax.set_xlabel(f"{a} (preset units)", fontsize=8)
-        ax.set_ylabel(f"{b} (preset units)", fontsize=8)
+        ax.set_xlabel(f"{a} [{_unit(problem)}]", fontsize=8)
+        ax.set_ylabel(f"{b} [{_unit(problem)}]", fontsize=8)
         ax.set_zlabel("R / (3 H_O^2)", fontsize=8)
         ax.set_title(f"Ricci scalar today, {a}-{b} plane", fontsize=10, pad=2)
     fig.subplots_adjust(left=0.02, right=0.97, top=0.93, bottom=0.04, wspace=0.1)
