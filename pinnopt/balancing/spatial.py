@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import numbers
 from typing import Callable, Mapping, NamedTuple, Optional, Sequence, Union
 
@@ -38,9 +39,33 @@ class WeightNet(nn.Module):
         return out[..., 0]
 
 
+def floored(w: jax.Array, w_min: Optional[float]) -> jax.Array:
+    """The smooth floor ``W_eff = W`` for ``W >= 0`` and ``m expm1(W / m)`` below, ``m = -w_min``.
+
+    ``W_eff`` is bounded below by ``w_min`` (reached as ``W -> -inf``), is the identity for
+    ``W >= 0`` and is continuously differentiable (value 0 and slope 1 on both sides of 0): a
+    scaled ELU. ``w_min=None``: ``w`` itself, unchanged.
+    """
+    if w_min is None:
+        return w
+    m = -w_min
+    # The minimum keeps exp from overflowing in the branch that where() discards (its gradient
+    # would otherwise be inf * 0 = nan).
+    return jnp.where(w >= 0, w, m * jnp.expm1(jnp.minimum(w, 0.0) / m))
+
+
+def _check_w_min(w_min) -> Optional[float]:
+    if w_min is None:
+        return None
+    if isinstance(w_min, bool) or not isinstance(w_min, numbers.Real) or not math.isfinite(w_min) or w_min >= 0:
+        raise ValueError(f"spatial balancer: w_min must be None or a finite negative number, got {w_min!r}")
+    return float(w_min)
+
+
 def spatial(*, width: int = 32, depth: int = 2, activation: Union[str, Callable] = "tanh",
             terms: Optional[Sequence[str]] = None, inner: Union[str, Balancer] = "sum",
-            weights: Optional[Mapping[str, float]] = None, **inner_options) -> Balancer:
+            weights: Optional[Mapping[str, float]] = None, w_min: Optional[float] = None,
+            **inner_options) -> Balancer:
     """Per point ``v(x) = 0.5 exp(-2 W_k(x)) l_k(x) + W_k(x)``, reduced per term by ``inner``.
 
     One network per term (its own input dimension, its own weighting), all sharing the
@@ -49,6 +74,26 @@ def spatial(*, width: int = 32, depth: int = 2, activation: Union[str, Callable]
     ``loss = sum_k w_k mean_x v_k(x)``. Terms without a network (no coords, or not in ``terms``)
     enter with ``v = l``, i.e. their plain mean. For a fixed ``l`` the optimum is
     ``W_k(x) = 0.5 log l_k(x)`` as far as the network can represent it.
+
+    The floor ``w_min``: at that optimum ``v = 0.5 + 0.5 log l(x)``, unbounded below as
+    ``l(x) -> 0``, so without a floor a well-fitted region keeps paying off (W running to
+    -inf there) and training chases ever smaller residuals instead of the other terms. With
+    ``w_min < 0`` the network's output ``W`` enters through the smooth floor (``floored``)
+
+        W_eff = W                      for W >= 0
+        W_eff = m (exp(W / m) - 1)     for W < 0,   m = -w_min,
+
+    so ``W_eff > w_min`` and, for ``l >= 0``, ``v = 0.5 exp(-2 W_eff) l + W_eff > w_min``: the
+    loss is bounded below (by ``w_min`` per weighted term with the ``"sum"`` inner, times its
+    weight) and the point weights ``exp(-2 W_eff)`` by ``exp(-2 w_min)``. The form is the
+    identity for ``W >= 0`` and has value 0 and slope 1 at 0, so the zero-initialised network
+    starts with the same loss and gradient as without the floor. It only reparametrises the
+    range ``(w_min, inf)`` of W: a point with ``0.5 log l(x) > w_min`` keeps its optimum
+    ``W_eff = 0.5 log l(x)``, one below is held near ``w_min``. Below 0 it saturates smoothly
+    (continuously differentiable; the softplus floor ``w_min + softplus(W - w_min + c)`` would
+    be C-infinity too but needs a shift c for ``W_eff(0) = 0`` and then neither has slope 1
+    at 0 nor is the identity for large W). ``W_eff`` is used everywhere W enters (the loss
+    and the reported weights). ``None`` (default): no floor, exactly the unfloored form.
 
     Args:
       width, depth: hidden width and number of hidden layers of each W (depth 0: W is affine).
@@ -63,10 +108,14 @@ def spatial(*, width: int = 32, depth: int = 2, activation: Union[str, Callable]
         from ``v`` instead would let W bend the causal order (a large W on early points would
         fake a fitted past) and ``v`` can be negative, which breaks ``exp(-eps sum L)``.
       weights: static ``{term: w_k}`` handed to a named inner reduction.
+      w_min: ``None`` (default) or a finite number < 0: the floor of ``W`` above, e.g. -3
+        (point weights ``exp(-2 W_eff)`` then stay below e^6 ~ 400). From the command line:
+        ``pinnopt solve PROBLEM -b spatial --balancing-arg w_min=-3``; in code
+        ``pinnopt.balancing.get("spatial", w_min=-3.0)``.
       **inner_options: further options of a named inner reduction.
 
     Metrics, besides the inner ones: ``spatial/w_mean``, ``spatial/w_min``, ``spatial/w_max``
-    of the point weights ``exp(-2 W(x))`` over all weighted points, ``spatial/w_mean/<term>``.
+    of the point weights ``exp(-2 W_eff(x))`` over all weighted points, ``spatial/w_mean/<term>``.
     """
     for name, value, low in (("width", width, 1), ("depth", depth, 0)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
@@ -78,6 +127,7 @@ def spatial(*, width: int = 32, depth: int = 2, activation: Union[str, Callable]
         activation = ACTIVATIONS[activation]
     elif not callable(activation):
         raise ValueError(f"spatial balancer: activation must be a name or a function, got {activation!r}")
+    w_min = _check_w_min(w_min)
     selected = check_names(terms, "terms", "spatial")
     inner = _inner(inner, weights, inner_options)
     net = WeightNet(width=int(width), depth=int(depth), activation=activation)
@@ -106,7 +156,7 @@ def spatial(*, width: int = 32, depth: int = 2, activation: Union[str, Callable]
         return params, SpatialState(step=jnp.zeros((), jnp.int32), inner=inner_state)
 
     def point_weights(objectives, params):
-        """``{term: W(x)}`` at the term's points."""
+        """``{term: W_eff(x)}`` at the term's points (the floored network output)."""
         nets = params["W"]
         unknown = sorted(set(nets) - set(objectives))
         if unknown:
@@ -114,7 +164,7 @@ def spatial(*, width: int = 32, depth: int = 2, activation: Union[str, Callable]
         out = {}
         for name, p in nets.items():
             check_coords(name, objectives[name], "spatial")
-            out[name] = net.apply(p, objectives[name].coords)
+            out[name] = floored(net.apply(p, objectives[name].coords), w_min)
         return out
 
     def loss(objectives, params, state):
