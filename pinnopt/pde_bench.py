@@ -94,6 +94,10 @@ class SquaredConstraints:
     aggregated value is the mean square ``mean c(x)^2``, zero only when c vanishes at every
     point; the multiplier then acts as a weight on that mean square that grows while it is
     violated (``lam <- lam + mu mean c^2``). Everything but ``terms`` is the problem's own.
+    The library form of the same augmented Lagrangian (same loss and multiplier updates) is
+    ``augmented_lagrangian(equality="squared")``; this wrapper stays so that the recorded
+    results keep their meaning: here ``violation/<name>`` and ``heldout_violation/<name>`` are
+    the mean square ``mean c(x)^2``, where the library form reports ``mean |c(x)|``.
     """
 
     problem: Any

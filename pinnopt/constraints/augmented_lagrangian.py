@@ -21,12 +21,14 @@ def _check_finite(name: str, value: float) -> float:
 
 
 INEQUALITY_FORMS = ("hinge", "phr")
+EQUALITY_FORMS = ("mean", "squared")
 
 
 def augmented_lagrangian(
     update_every: int = 1,
     lam_init: PerName = 0.0,
     inequality: str = "hinge",
+    equality: str = "mean",
     decay: float = 0.9,
     check_every: int = 500,
     min_improvement: float = 0.1,
@@ -38,9 +40,10 @@ def augmented_lagrangian(
 ) -> ConstraintMethod:
     """Augmented Lagrangian: loss = sum_i lam_i c_i + mu_i / 2 * c_i^2.
 
-    c_i is the signed mean of the values for an equality and mean(max(0, value)) for an
-    inequality. Every ``update_every`` calls of ``update`` (at calls k * update_every), with
-    the c_i of that step and the mu_i in force before the schedule moves:
+    c_i is mean(max(0, value)) for an inequality and, for an equality, the signed mean of the
+    values (``equality="mean"``) or their mean square (``equality="squared"``). Every
+    ``update_every`` calls of ``update`` (at calls k * update_every), with the c_i of that
+    step and the mu_i in force before the schedule moves:
 
         eq:   lam_i <- lam_i + mu_i c_i
         ineq: lam_i <- max(0, lam_i + mu_i c_i)
@@ -49,8 +52,8 @@ def augmented_lagrangian(
     frozen into the compiled function as a constant would turn this into a plain penalty.
     mu_i follows the adaptive ``penalty_schedule``, fed |c_i|, the quantity the method drives
     to zero (the other arguments are its options). ``lam_init`` is a number or
-    ``{constraint name: number}`` (other names start at 0); inequality multipliers must
-    start non-negative.
+    ``{constraint name: number}`` (other names start at 0); inequality multipliers, and
+    equality ones with ``equality="squared"``, must start non-negative.
 
     ``inequality`` picks the inequality term:
 
@@ -64,12 +67,33 @@ def augmented_lagrangian(
       Smooth at the solution and lam can come back down; meant for scalar (global)
       constraints, since it only enforces the mean. For a scalar constraint it equals the
       hinge form whenever g >= 0.
+
+    ``equality`` picks the equality's c:
+
+    - ``"mean"`` (default): c = mean(value), signed, so the multiplier can push either way.
+      It is one aggregate constraint on the whole set of points: errors of opposite sign at
+      different points cancel, and c = 0 does not mean value = 0 anywhere. Right for a scalar
+      (global) equality, or when only the mean is meant.
+    - ``"squared"``: c = mean(value^2), the point-wise form: zero only when every value is.
+      The update lam <- lam + mu c stays, and as c >= 0 the multiplier only grows, like the
+      hinge form: lam acts as a weight on the mean square that rises while it is violated.
+      The gradient of c vanishes at c = 0, so no finite lam meets it exactly: at a
+      stationary point the values are of order (objective gradient) / lam and fall as lam
+      grows. The adaptive schedule then watches mean(value^2), so ``tolerance`` is in the
+      squared units of the values. Also ``get("al", equality="squared")``, or on the command
+      line ``-c al --constraint-arg equality=squared``.
+
+    The reported ``violation/<name>`` is mean|value| for an equality whichever form, the same
+    for every method.
     """
     update_every = check_count("update_every", update_every)
     lam_init = check_per_name("lam_init", lam_init, _check_finite)
     if inequality not in INEQUALITY_FORMS:
         raise ValueError(f"inequality must be one of {INEQUALITY_FORMS}, got {inequality!r}")
+    if equality not in EQUALITY_FORMS:
+        raise ValueError(f"equality must be one of {EQUALITY_FORMS}, got {equality!r}")
     phr = inequality == "phr"
+    squared = equality == "squared"
     schedule = penalty_schedule(decay=decay, check_every=check_every, min_improvement=min_improvement,
                                 factor=factor, mu_init=mu_init, mu_max=mu_max, adaptive=adaptive,
                                 tolerance=tolerance)
@@ -78,6 +102,8 @@ def augmented_lagrangian(
         """The c that enters lam c and the multiplier update."""
         if phr and con.kind == "ineq":
             return jnp.mean(jnp.asarray(con.value))
+        if squared and con.kind == "eq":
+            return jnp.mean(jnp.square(jnp.asarray(con.value)))
         return violation(con, signed=True)
 
     def term(con: Constraint, c, lam, mu):
@@ -89,8 +115,10 @@ def augmented_lagrangian(
         check_constraints(constraints)
         lam0 = resolve_per_name("lam_init", lam_init, list(constraints), 0.0)
         for name, con in constraints.items():
-            if con.kind == "ineq" and lam0[name] < 0:
-                raise ValueError(f"lam_init for inequality {name!r} must be non-negative, got {lam0[name]}")
+            if (con.kind == "ineq" or squared) and lam0[name] < 0:
+                # c >= 0 for these: a negative lam would reward the violation.
+                kind = "inequality" if con.kind == "ineq" else "squared equality"
+                raise ValueError(f"lam_init for {kind} {name!r} must be non-negative, got {lam0[name]}")
         lam = {n: jnp.asarray(v, jnp.float32) for n, v in lam0.items()}
         return ConstraintState(schedule.init(dict.fromkeys(constraints, 0.0)), lam, jnp.asarray(0, jnp.int32))
 

@@ -1,14 +1,17 @@
 """Constraint methods: KKT points, penalty scaling, the traced-multiplier regression, conformance."""
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
+import pinnopt
 from pinnopt import constraints
 from pinnopt.constraints import violation
 from pinnopt.problems.toys import ConstrainedQuadratic
-from pinnopt.terms import Constraint, split_terms
+from pinnopt.terms import Constraint, Objective, split_terms
 
 INEQ = ConstrainedQuadratic()  # min (x0-2)^2 + (x1-1)^2 s.t. x0 + x1 <= 1: x* = (1, 0), lam* = 2
 EQ = ConstrainedQuadratic(a_in=(), b_in=(), a_eq=((1.0, 1.0),), b_eq=(4.0,))  # lam* = -1
@@ -219,3 +222,102 @@ def test_violation_aggregates():
     assert float(violation(Constraint(v, "eq"))) == pytest.approx(5.0 / 4)
     assert float(violation(Constraint(v, "eq"), signed=True)) == pytest.approx(-2.0 / 4)
     assert violation(Constraint(jnp.array(-2.0), "eq")).shape == ()
+
+
+# --- (d) point-wise equalities: equality="squared" --------------------------------------------
+
+def _set(state, lam, mu):
+    return state._replace(multipliers={n: jnp.float32(v) for n, v in lam.items()},
+                          penalty=state.penalty._replace(mu={n: jnp.float32(v) for n, v in mu.items()}))
+
+
+MIXED = {"e": Constraint(jnp.array([0.5, -1.5, 2.0]), "eq"), "i": Constraint(jnp.array([2.0, -1.0]), "ineq")}
+
+
+def test_al_equality_default_is_the_signed_mean():
+    default, mean = constraints.get("al"), constraints.get("al", equality="mean")
+    state = _set(default.init(MIXED), {"e": -2.0, "i": 3.0}, {"e": 4.0, "i": 10.0})
+    (l0, m0), (l1, m1) = default.loss(MIXED, state), mean.loss(MIXED, state)
+    assert float(l0) == float(l1) and m0 == m1
+    c_e, c_i = 1.0 / 3.0, 1.0  # signed mean of the equality, mean(max(0, v)) of the inequality
+    np.testing.assert_allclose(float(l0), -2.0 * c_e + 2.0 * c_e**2 + 3.0 * c_i + 5.0 * c_i**2, rtol=1e-6)
+    s0, s1 = jax.jit(default.update)(MIXED, state), jax.jit(mean.update)(MIXED, state)
+    assert all(jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), s0, s1)))
+    np.testing.assert_allclose(float(s0.multipliers["e"]), -2.0 + 4.0 * c_e, rtol=1e-6)
+
+
+def test_al_equality_squared_does_not_cancel_opposite_signs():
+    cons = {"e": Constraint(jnp.array([1.0, -1.0]), "eq")}
+    for form, c in [("mean", 0.0), ("squared", 1.0)]:
+        method = constraints.get("al", equality=form, adaptive=False)
+        state = _set(method.init(cons), {"e": 2.0}, {"e": 4.0})
+        loss, metrics = method.loss(cons, state)
+        np.testing.assert_allclose(float(loss), 2.0 * c + 2.0 * c**2, atol=1e-7)
+        assert float(metrics["violation/e"]) == 1.0  # the reported violation, mean |value|, either way
+        np.testing.assert_allclose(float(method.update(cons, state).multipliers["e"]), 2.0 + 4.0 * c, atol=1e-7)
+
+
+def test_al_equality_squared_loss_update_and_inequality_untouched():
+    method = constraints.get("al", equality="squared")
+    state = _set(method.init(MIXED), {"e": 0.5, "i": 3.0}, {"e": 4.0, "i": 10.0})
+    c_e, c_i = (0.25 + 2.25 + 4.0) / 3.0, 1.0  # mean square of the equality; the inequality as before
+    loss, metrics = method.loss(MIXED, state)
+    np.testing.assert_allclose(float(loss), 0.5 * c_e + 2.0 * c_e**2 + 3.0 * c_i + 5.0 * c_i**2, rtol=1e-6)
+    assert float(metrics["violation/e"]) == pytest.approx(4.0 / 3.0)  # still mean |value|
+    new = method.update(MIXED, state)
+    np.testing.assert_allclose(float(new.multipliers["e"]), 0.5 + 4.0 * c_e, rtol=1e-6)
+    np.testing.assert_allclose(float(new.multipliers["i"]), 3.0 + 10.0 * c_i, rtol=1e-6)
+    # The gradient is that of lam c + mu/2 c^2 with c = mean(v^2): (lam + mu c) 2 v / n.
+    g = jax.grad(lambda v: method.loss({**MIXED, "e": Constraint(v, "eq")}, state)[0])(MIXED["e"].value)
+    np.testing.assert_allclose(np.asarray(g), (0.5 + 4.0 * c_e) * 2 * np.asarray(MIXED["e"].value) / 3, rtol=1e-6)
+
+
+def test_al_equality_validation():
+    with pytest.raises(ValueError, match=r"equality must be one of \('mean', 'squared'\)"):
+        constraints.get("al", equality="abs")
+    with pytest.raises(ValueError, match="equality"):
+        constraints.get("augmented_lagrangian", equality=None)
+    # c >= 0 in the squared form: a negative starting multiplier would reward the violation.
+    with pytest.raises(ValueError, match=r"lam_init for squared equality 'e'"):
+        constraints.get("al", equality="squared", lam_init={"e": -1.0}).init(MIXED)
+    constraints.get("al", lam_init={"e": -1.0}).init(MIXED)  # fine for the signed mean
+
+
+@dataclasses.dataclass(frozen=True)
+class PinnedLine:
+    """u(x) = a + b x with u(-1) = u(1) = 0 (a point-wise equality) and the objective (b - 1)^2.
+
+    The solution is a = b = 0. The signed mean of u over the two points is a alone, so the
+    "mean" form is met by a = 0 with b = 1 left free: u = -1, +1 at the two points.
+    """
+
+    name: str = "pinned_line"
+
+    def init(self, key):
+        return {"a": jnp.float32(0.3), "b": jnp.float32(0.0)}
+
+    def sample(self, key, step):
+        return {"x": jnp.array([-1.0, 1.0])}
+
+    def terms(self, params, batch):
+        u = params["a"] + params["b"] * batch["x"]
+        return {"slope": Objective(jnp.reshape((params["b"] - 1.0) ** 2, (1,))),
+                "ends": Constraint(u, "eq", coords=batch["x"][:, None])}
+
+
+def test_al_equality_squared_enforces_a_pointwise_equality_in_solve():
+    x = jnp.array([-1.0, 1.0])
+    out = {}
+    for form in ("mean", "squared"):
+        result = pinnopt.solve(PinnedLine(), optimizer="adam", constraints="al", steps=2000, chunk=500,
+                               optimizer_kwargs={"learning_rate": 1e-2},
+                               constraint_kwargs={"equality": form, "mu_init": 100.0, "adaptive": False,
+                                                  "update_every": 20})
+        u = result.params["a"] + result.params["b"] * x
+        out[form] = (float(jnp.mean(u)), float(jnp.max(jnp.abs(u))), result.history[-1])
+    mean_u, max_u, last = out["mean"]
+    assert abs(mean_u) < 1e-3 and max_u > 0.9  # the aggregate is met, the points are not
+    assert last["heldout_violation/ends"] > 0.9  # and the reported violation says so
+    _, max_u, last = out["squared"]
+    assert max_u < 0.05 and last["heldout_violation/ends"] < 0.05  # measured: 0.033
+    assert last["lam/ends"] > 10.0  # the multiplier grew to do it
