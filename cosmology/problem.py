@@ -63,7 +63,7 @@ class CosmologyProblem:
     windows: dict  # code-unit times and radius of the sampling domain
     eval_points: np.ndarray  # fixed points of the early window for evaluate()
     data_info: dict
-    plan: Any  # raytrace.RayPlan of the rays traced every step
+    plan: Any  # raytrace.RayPlan: the one ray of an isotropic metric, else the sky grid's (for the plots)
     name: str = "lumpy"
 
     # --- parameters and the metric
@@ -96,7 +96,9 @@ class CosmologyProblem:
     # --- collocation points
 
     def sample(self, key, step):
-        """Fresh points every step: {"points": (n_points, 4), "cmb": (n_cmb, 4)} in code units."""
+        """Fresh points every step: {"points": (n_points, 4), "cmb": (n_cmb, 4)} in code units,
+        and the sky grid's ray directions ``"rays"`` (K, 3) (the same every step; they travel
+        in the batch so that a run on several devices splits the rays like the points)."""
         del step
         cfg, w = self.cfg, self.windows
         k_sn, k_past, k_cmb, k_space, k_cmb_space = jax.random.split(key, 5)
@@ -109,6 +111,8 @@ class CosmologyProblem:
         if cfg.cmb_priors:
             t_cmb = jax.random.uniform(k_cmb, (cfg.n_cmb,), jnp.float32, w["cmb"][0], w["cmb"][1])
             batch["cmb"] = jnp.concatenate([t_cmb[:, None], _ball(k_cmb_space, cfg.n_cmb, w["radius"])], axis=1)
+        if not self.isotropic:
+            batch["rays"] = jnp.asarray(self.data.ray_directions)
         return batch
 
     # --- point-wise physics
@@ -129,16 +133,21 @@ class CosmologyProblem:
 
     # --- supernovae
 
-    def distances(self, params, metric_fn=None) -> jax.Array:
+    def distances(self, params, metric_fn=None, rays=None) -> jax.Array:
         """d_L (N,) of every supernova, code units: exact along one ray for an isotropic
-        metric (FLRW), else rays on the sky grid interpolated (:mod:`cosmology.supernovae`)."""
+        metric (FLRW), else rays on the sky grid interpolated (:mod:`cosmology.supernovae`).
+
+        ``rays``: the grid's directions (K, 3) as they come in the batch (possibly split over
+        devices); None uses the problem's own copy (evaluation outside the training step).
+        """
         metric_fn = self.metric_fn(params) if metric_fn is None else metric_fn
         options = raytrace.RayOptions(max_steps=self.cfg.max_ray_steps)
         observer = jnp.asarray(OBSERVER)
         if self.isotropic:
             return raytrace.luminosity_distance_by_ray(metric_fn, observer, self.plan, options=options)
-        shape = (self.data.ray_directions.shape[0], self.data.z_nodes.shape[0])
-        nodes = supernovae.ray_grid_distances(metric_fn, observer, self.plan, shape, options)
+        rays = self.data.ray_directions if rays is None else rays
+        nodes = raytrace.luminosity_distance_along_rays(metric_fn, observer, rays, self.data.z_nodes,
+                                                        options=options)
         return supernovae.supernova_distances(nodes, self.data)
 
     @property
@@ -154,7 +163,7 @@ class CosmologyProblem:
         src = self.source(params, metric_fn)
         points = batch["points"]
         f = self.fields(params, points, metric_fn, src)
-        w = supernovae.whitened_residuals(self.distances(params, metric_fn), self.data)
+        w = supernovae.whitened_residuals(self.distances(params, metric_fn, batch.get("rays")), self.data)
         terms = {
             "einstein": Objective(f["residual"] ** 2, coords=points),
             "supernovae": Objective(w**2),

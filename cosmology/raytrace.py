@@ -501,6 +501,32 @@ def luminosity_distance_by_ray(metric_fn: MetricFn, observer, plan: RayPlan, *, 
     return (1.0 + jnp.asarray(plan.row_redshift, observer.dtype)) ** 2 * d_a
 
 
+def luminosity_distance_along_rays(metric_fn: MetricFn, observer, directions, redshifts, *,
+                                   observer_velocity=None, options: RayOptions = RayOptions()) -> jax.Array:
+    """d_L (R, M): ray r looks along ``directions[r]`` (R, 3) and is read at every redshift of
+    ``redshifts`` (M,) (shared by all rays) or ``redshifts[r]`` (R, M).
+
+    The rays are one ``vmap`` over the leading axis, so with that axis split over devices
+    (``pinnopt.sharding``: the problem puts the directions in its sampled batch) each device
+    traces its own rays. Same physics and gradients as :func:`luminosity_distance`.
+    """
+    observer = jnp.asarray(observer)
+    directions = jnp.asarray(directions, observer.dtype)
+    redshifts = jnp.asarray(redshifts, observer.dtype)
+    if directions.ndim != 2 or directions.shape[-1] != 3:
+        raise ValueError(f"directions must have shape (R, 3), got {directions.shape}")
+    if redshifts.ndim == 1:
+        redshifts = jnp.broadcast_to(redshifts, (directions.shape[0],) + redshifts.shape)
+    if redshifts.ndim != 2 or redshifts.shape[0] != directions.shape[0]:
+        raise ValueError(f"redshifts must have shape (M,) or ({directions.shape[0]}, M), got {redshifts.shape}")
+
+    def one(direction, zs):
+        y0 = _start(metric_fn, observer, direction, observer_velocity)
+        return _ray_distances(metric_fn, y0, zs, options)
+
+    return (1.0 + redshifts) ** 2 * jax.vmap(one)(directions, redshifts)
+
+
 # ----------------------------------------------------------------------------------------
 # The sky-grid approximation
 

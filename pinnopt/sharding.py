@@ -92,19 +92,28 @@ def point_sharding(shape: Sequence[int], mesh: Mesh) -> NamedSharding:
     return split(mesh) if len(shape) >= 1 and shape[0] % mesh.size == 0 else replicated(mesh)
 
 
-def shard_points(tree: Any, mesh: Optional[Mesh], what: str = "batch") -> Any:
+def shard_points(tree: Any, mesh: Optional[Mesh], what: str = "batch", uneven: str = "warn") -> Any:
     """Inside a compiled function: constrain every array leaf of ``tree`` to ``point_sharding``.
 
-    The identity without a mesh. A leaf of ``N >= D`` points that cannot be split evenly stays
-    replicated (correct, but not spread); a warning (once per compilation) names it, ``what``
-    saying where it comes from, so the user can pick an ``N`` divisible by the device count.
+    The identity without a mesh. A leaf of ``N >= D`` points that cannot be split evenly:
+
+    - ``uneven="warn"`` (the sampled batch): it stays replicated (correct, but not spread) and a
+      warning (once per compilation) names it, ``what`` saying where it comes from, so the user
+      can pick an ``N`` divisible by the device count;
+    - ``uneven="free"`` (the terms): it is left to the compiler, silently. A term computed from
+      split points is split already; one of another length belongs to the problem's own data
+      (e.g. one residual per supernova), not to a batch the user sizes, so there is nothing to warn about.
     """
     if mesh is None:
         return tree
+    if uneven not in ("warn", "free"):
+        raise ValueError(f"uneven must be 'warn' or 'free', got {uneven!r}")
 
     def place(path, x):
         shape = np.shape(x)
         if len(shape) >= 1 and shape[0] >= mesh.size and shape[0] % mesh.size:
+            if uneven == "free":
+                return x
             warnings.warn(f"{what} leaf {jax.tree_util.keystr(path)} of shape {shape} is replicated on all "
                           f"{mesh.size} devices: its {shape[0]} points do not split evenly; choose a number "
                           f"of points divisible by {mesh.size}", RuntimeWarning, stacklevel=2)

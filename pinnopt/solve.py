@@ -79,6 +79,10 @@ def _tree_not_nan(tree) -> jax.Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
+def _uncommitted(x):
+    return jnp.asarray(np.asarray(x))
+
+
 def _select(pred, new, old):
     return jax.tree.map(lambda a, b: jnp.where(pred, a, b), new, old)
 
@@ -90,7 +94,7 @@ def make_loss_fn(problem, balancer, method, mesh=None) -> Callable:
     """
 
     def loss_fn(params, batch, balancer_state, constraint_state):
-        terms = sharding_lib.shard_points(problem.terms(params["model"], batch), mesh, "term")
+        terms = sharding_lib.shard_points(problem.terms(params["model"], batch), mesh, "term", uneven="free")
         objectives, constraints = split_terms(terms)
         obj_loss, obj_metrics = balancer.loss(objectives, params["balancer"], balancer_state)
         con_loss, con_metrics = method.loss(constraints, constraint_state)
@@ -151,7 +155,7 @@ def make_heldout(problem, method, mesh=None) -> Callable:
 
     def heldout(params, key, step):
         batch = sharding_lib.shard_points(problem.sample(key, step), mesh)
-        terms = sharding_lib.shard_points(problem.terms(params["model"], batch), mesh, "term")
+        terms = sharding_lib.shard_points(problem.terms(params["model"], batch), mesh, "term", uneven="free")
         objectives, constraints = split_terms(terms)
         out = {f"heldout_violation/{n}": constraints_lib.violation(c, signed=False) for n, c in constraints.items()}
         out.update({f"heldout_raw/{n}": jnp.mean(o.loss) for n, o in objectives.items()})
@@ -167,7 +171,11 @@ def init_state(problem, tx, balancer, method, seed: int) -> TrainState:
     root = jax.random.PRNGKey(seed)
     k_model, k_balancer, k_example, k_train = jax.random.split(root, 4)
     model = problem.init(k_model)
-    objectives, constraints = split_terms(problem.terms(model, problem.sample(k_example, jnp.int32(0))))
+    # The methods need the terms' names, kinds and shapes, not their values: trace the problem
+    # abstractly (eval_shape) instead of running it eagerly, which for a problem with ray
+    # tracing costs far more than the trace.
+    shapes = jax.eval_shape(problem.terms, model, problem.sample(k_example, jnp.int32(0)))
+    objectives, constraints = split_terms(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes))
     balancer_params, balancer_state = balancer.init(k_balancer, objectives)
     params = {"model": model, "balancer": balancer_params}
     return TrainState(params, tx.init(params), balancer_state, method.init(constraints), k_train,
@@ -280,7 +288,10 @@ def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: i
         source = RunDir(resume)
         # The template's placement (one device, or replicated on the mesh) is the restored one,
         # whatever placement wrote the checkpoint.
-        state = sharding_lib.replicate(Checkpointer(source.checkpoints).restore(state), mesh)
+        state = Checkpointer(source.checkpoints).restore(state)
+        # On one device: uncommitted arrays like a fresh state's, so the resumed run compiles the
+        # same program as a fresh one (and finds it in a persistent compilation cache).
+        state = sharding_lib.replicate(state, mesh) if mesh is not None else jax.tree.map(_uncommitted, state)
         history = source.read_metrics(int(state.step))
         if run_dir is not None and run_dir.path == source.path and primary:
             history = run_dir.truncate_metrics(int(state.step))

@@ -19,10 +19,10 @@ import pytest
 
 import pinnopt
 from pinnopt import sharding
+from solve_problems import ATOL, RTOL, assert_same_run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 N_DEVICES = 4
-RTOL, ATOL = 2e-4, 2e-6  # float32, after 50 Adam steps with differently ordered sums
 
 
 SCRIPT = r"""
@@ -131,24 +131,6 @@ def multi():
     return json.loads(line[len("RESULT "):])
 
 
-def assert_same_run(a, b, rtol=RTOL, atol=ATOL):
-    """Same rows, losses and held-out values point by point; every state leaf equal in norm,
-    ``|x - y| <= rtol |y| + atol``, with its non-finite sentinels in the same places (a single
-    element near zero may differ by more than ``rtol`` of itself: float32 sums in another order)."""
-    assert a["steps"] == b["steps"]
-    np.testing.assert_allclose(a["loss"], b["loss"], rtol=rtol, atol=atol)
-    assert a["heldout"].keys() == b["heldout"].keys()
-    for key in a["heldout"]:
-        np.testing.assert_allclose(a["heldout"][key], b["heldout"][key], rtol=rtol, atol=atol, err_msg=key)
-    assert len(a["state"]) == len(b["state"])
-    for i, (x, y) in enumerate(zip(a["state"], b["state"])):
-        x, y = np.asarray(x), np.asarray(y)
-        finite = np.isfinite(y)
-        np.testing.assert_array_equal(x[~finite], y[~finite], err_msg=f"state leaf {i}")
-        gap, size = np.linalg.norm(x[finite] - y[finite]), np.linalg.norm(y[finite])
-        assert gap <= rtol * size + atol, f"state leaf {i}: |x - y| = {gap:.3g}, |y| = {size:.3g}"
-
-
 @pytest.mark.parametrize("case", ["fit_sine_spatial_al", "convection_causal_al"])
 def test_four_devices_match_one_after_50_steps(multi, case):
     one, four = multi["runs"][case]["one"], multi["runs"][case]["four"]
@@ -185,7 +167,8 @@ def test_cli_devices_flag_and_an_uneven_batch(multi):
     assert cli["code"] == 0 and cli["devices"] == N_DEVICES and cli["steps"][-1] == 10
     assert cli["steps"] == cli["one_steps"]
     np.testing.assert_allclose(cli["loss"], cli["one_loss"], rtol=RTOL, atol=ATOL)
-    assert {"batch leaf ['x']", "term leaf ['fit'].loss"} <= {w.split(" of shape")[0] for w in cli["warnings"]}
+    # The batch is named; the terms computed from it are left to the compiler without a second warning.
+    assert {w.split(" of shape")[0] for w in cli["warnings"]} == {"batch leaf ['x']"}
     assert all("30 points do not split evenly" in w for w in cli["warnings"])
     assert cli["too_many"] is not None and "devices=8" in cli["too_many"] and f"only {N_DEVICES}" in cli["too_many"]
     assert not cli["made_dir"]
