@@ -109,9 +109,6 @@ def kinematics_from_jet(g: jax.Array, dg: jax.Array, g_inv: jax.Array, gamma: ja
     )
 
 
-_kinematics = kinematics_from_jet  # the name cosmology.problem first used
-
-
 def kinematics(metric_fn: MetricFn, x: jax.Array) -> Kinematics:
     """All kinematic quantities of the gauge observers at ``x`` from one first-order jet."""
     return kinematics_from_jet(*_first_jet(metric_fn, x))

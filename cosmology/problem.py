@@ -282,7 +282,7 @@ def point_fields(metric_fn, x, source: matter.Source, energy_condition: str = "w
     """
     jet = metric_jet(metric_fn, x)
     curv = curvature_from_jet(jet)
-    kin = kinematics._kinematics(jet.g, jet.dg, curv.g_inv, curv.christoffel)
+    kin = kinematics.kinematics_from_jet(jet.g, jet.dg, curv.g_inv, curv.christoffel)
     lam = source.cosmological_constant
     kappa_rho = matter.dust_density(jet.g, source.norm)
     hubble = kin.mean_hubble_rate
