@@ -50,6 +50,26 @@ class FitSine:
         return {"max_u": jnp.max(_MLP().apply(params, x))}
 
 
+def run_report(res, heldout_prefixes=("heldout",), series=()) -> dict:
+    """What the forced-device tests compare, as JSON-ready lists: the logged steps and losses, the
+    last row's values whose names start with ``heldout_prefixes``, the ``series`` of named metrics,
+    every state leaf, and the ids of the devices that hold the state."""
+    leaves = jax.tree_util.tree_leaves(res.state)
+    out = {"loss": [r["loss"] for r in res.history], "steps": [r["step"] for r in res.history],
+           "heldout": {k: v for k, v in res.history[-1].items() if k.startswith(tuple(heldout_prefixes))},
+           "state": [np.asarray(x, np.float64).ravel().tolist() for x in leaves],
+           "placement": sorted({d.id for x in leaves for d in x.sharding.device_set})}
+    out.update({name: [r[name] for r in res.history] for name in series})
+    return out
+
+
+def cache_compilations(folder: str) -> None:
+    """Every solve compiles its step afresh; an on-disk compilation cache under ``folder`` lets a
+    resumed run in the same process load the identical program instead."""
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
 RTOL, ATOL = 2e-4, 2e-6  # float32, after 50 Adam steps with differently ordered sums
 
 

@@ -31,24 +31,11 @@ sys.path.insert(0, HERE)
 import jax, numpy as np
 import pinnopt
 from pinnopt.cli import main
-from solve_problems import FitSine
+from solve_problems import FitSine, cache_compilations, run_report as report
 
 assert jax.device_count() == N_DEVICES, jax.devices()
 tmp = tempfile.mkdtemp()
-# Every solve compiles afresh; the on-disk cache lets a resumed run reuse the identical program.
-jax.config.update("jax_compilation_cache_dir", os.path.join(tmp, "xla-cache"))
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-
-def flat(tree):
-    return [np.asarray(x, np.float64).ravel().tolist() for x in jax.tree_util.tree_leaves(tree)]
-
-def placement(state):
-    return sorted({d.id for x in jax.tree_util.tree_leaves(state) for d in x.sharding.device_set})
-
-def report(res):
-    return {"loss": [r["loss"] for r in res.history], "steps": [r["step"] for r in res.history],
-            "heldout": {k: v for k, v in res.history[-1].items() if k.startswith("heldout")},
-            "state": flat(res.state), "placement": placement(res.state)}
+cache_compilations(os.path.join(tmp, "xla-cache"))
 
 # Small versions of pinnopt's own PDE problems, and the solve tests' FitSine.
 convection = pinnopt.problems.get("convection", beta=5.0, n_points=64, n_ic=32, n_bc=16, periodic=False,
