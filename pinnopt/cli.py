@@ -98,6 +98,8 @@ def fill_defaults(settings: dict, problem=None) -> dict:
 
 
 def _cmd_solve(args) -> int:
+    import jax
+
     import pinnopt
     from pinnopt import sharding
     from pinnopt.solve import NonFiniteError
@@ -142,10 +144,14 @@ def _cmd_solve(args) -> int:
     # The CLI settings went into config.json at the start (``extra_config``), so `--resume`
     # can rebuild the same problem and methods even after an interruption; the device count
     # is recorded beside them, not in them: a resumed run may use other devices.
-    summary = add_problem_summary(out, problem, res.params)
+    # The report and figures run on the default device from a host copy of the (replicated)
+    # parameters: computing them from arrays spread over a mesh would only add cross-device
+    # programs, the kind forced CPU devices have been seen to stall in.
+    params = jax.device_get(res.params)
+    summary = add_problem_summary(out, problem, params)
     print(format_summary(summary))
     if not args.no_plots:
-        for path in plot_all(out, problem, res.params):
+        for path in plot_all(out, problem, params):
             print(f"plot: {path}")
     return 0
 

@@ -133,7 +133,7 @@ def replicate(tree: Any, mesh: Optional[Mesh]) -> Any:
         return tree
     sharding = replicated(mesh)
     if jax.process_count() == 1:
-        return jax.device_put(tree, sharding)
+        return jax.block_until_ready(jax.device_put(tree, sharding))  # every copy in place before use
 
     def place(x):
         host = np.asarray(x)

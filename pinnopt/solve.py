@@ -338,13 +338,19 @@ def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: i
             n = min(chunk, steps - int(state.step))
             t0 = time.perf_counter()
             state, metrics = run_chunk(state, n)
+            if mesh is not None:
+                # Every device finishes the chunk before the next program (held-out check, next
+                # chunk) starts anywhere: fetching the replicated metrics waits for one device only.
+                # XLA's CPU runtime has stalled when a program's all-reduce started on one device
+                # while another device was still busy with the previous program.
+                state = jax.block_until_ready(state)
             metrics = jax.device_get(metrics)
             elapsed = time.perf_counter() - t0
             step = int(state.step)
             heldout = {}
             if step // heldout_every != (step - n) // heldout_every or step >= steps:
                 key = jax.random.fold_in(heldout_root, step)
-                heldout = jax.device_get(heldout_fn(state.params, key, state.step))
+                heldout = jax.device_get(jax.block_until_ready(heldout_fn(state.params, key, state.step)))
             rows = _summarise_chunk(metrics, step, heldout, elapsed, n, log_every)
             if learning_rate is not None:
                 for r in rows:
