@@ -394,7 +394,7 @@ def plot_residual_sky(problem, params, path: str, hd=None) -> str:
 
 def plot_problem(problem, params, run_dir: str) -> list:
     """Every figure of the module docstring into ``run_dir/plots``; returns the paths."""
-    from pinnopt.rundir import read_metrics
+    from pinnopt.io.rundir import read_metrics
 
     out = os.path.join(run_dir, "plots")
     os.makedirs(out, exist_ok=True)

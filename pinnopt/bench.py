@@ -364,7 +364,7 @@ def format_table(table: BenchTable) -> str:
 
 def write_outputs(table: BenchTable, out_dir: str) -> list[str]:
     """Write ``table.txt``, ``summary.json`` and ``plots/*.png`` into ``out_dir``; returns the paths."""
-    from pinnopt.rundir import to_jsonable
+    from pinnopt.io.rundir import to_jsonable
 
     os.makedirs(os.path.join(out_dir, "plots"), exist_ok=True)
     paths = [os.path.join(out_dir, "table.txt"), os.path.join(out_dir, "summary.json")]

@@ -102,7 +102,7 @@ def _cmd_solve(args) -> int:
 
     import pinnopt
     from pinnopt import sharding
-    from pinnopt.solve import NonFiniteError
+    from pinnopt.training import NonFiniteError
 
     s = _solve_settings(args)
     devices = args.devices
@@ -167,7 +167,7 @@ def _problem_config(problem, settings: dict) -> dict:
 
 def add_problem_summary(run_dir: str, problem, params) -> dict:
     """summary.json gains "problem": the problem's ``summary(params)`` (fitted physics), if it has one."""
-    from pinnopt.rundir import RunDir
+    from pinnopt.io.rundir import RunDir
 
     rd = RunDir(run_dir)
     summary = rd.read_json("summary.json")
@@ -179,7 +179,7 @@ def add_problem_summary(run_dir: str, problem, params) -> dict:
 
 def plot_all(run_dir: str, problem=None, params=None) -> list:
     """The generic figures from metrics.jsonl, then the problem's own (``problem.plot(params, run_dir)``)."""
-    from pinnopt.plots import plot_run
+    from pinnopt.io.plots import plot_run
 
     paths = plot_run(run_dir)
     if problem is not None and hasattr(problem, "plot"):
@@ -192,9 +192,9 @@ def load_run(run_dir: str, problem=None):
     given), the parameters restored from the latest checkpoint."""
     import pinnopt
     from pinnopt import balancing, constraints, optimizers
-    from pinnopt.checkpoint import Checkpointer
-    from pinnopt.rundir import RunDir
-    from pinnopt.solve import init_state
+    from pinnopt.io.checkpoint import Checkpointer
+    from pinnopt.io.rundir import RunDir
+    from pinnopt.training import init_state
 
     rd = RunDir(run_dir)
     s = rd.read_json("config.json").get("cli")
@@ -238,7 +238,7 @@ def format_summary(summary: dict) -> str:
 
 
 def _cmd_plot(args) -> int:
-    from pinnopt.plots import plot_run
+    from pinnopt.io.plots import plot_run
 
     try:
         paths = plot_run(args.run_dir)

@@ -43,7 +43,7 @@ import optax
 
 from pinnopt import balancing as balancing_lib
 from pinnopt import problems as problems_lib
-from pinnopt.solve import NonFiniteError, solve
+from pinnopt.training import NonFiniteError, solve
 from pinnopt.terms import Constraint
 
 PROBLEMS = ("convection", "pde_toy")
@@ -419,7 +419,7 @@ def enable_compile_cache(path: str) -> None:
 
 def write_outputs(comparisons: Sequence[Comparison], out_dir: str) -> list:
     """``tables.txt`` (every comparison, formatted) and ``summary.json`` (configs and all records)."""
-    from pinnopt.rundir import to_jsonable
+    from pinnopt.io.rundir import to_jsonable
 
     os.makedirs(out_dir, exist_ok=True)
     paths = [os.path.join(out_dir, "tables.txt"), os.path.join(out_dir, "summary.json")]

@@ -69,7 +69,7 @@ out["runs"]["pde_toy_penalty"] = {d: report(pinnopt.solve(pde_toy, steps=50, dev
 
 # The compiled step really works on a quarter of the points per device.
 from pinnopt import balancing, constraints, optimizers, sharding
-from pinnopt.solve import init_state, make_step
+from pinnopt.training import init_state, make_step
 mesh = sharding.make_mesh(N_DEVICES)
 problem, tx, bal, con = FitSine(n=32), optimizers.get("adam"), balancing.get("sum"), constraints.get("al")
 state = sharding.replicate(init_state(problem, tx, bal, con, 0), mesh)

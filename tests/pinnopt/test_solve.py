@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import pinnopt
-from pinnopt.checkpoint import Checkpointer
-from pinnopt.solve import NonFiniteError, TrainState, init_state, make_step
+from pinnopt.io.checkpoint import Checkpointer
+from pinnopt.training import NonFiniteError, TrainState, init_state, make_step
 from pinnopt import balancing, constraints, optimizers
 
 from solve_problems import FitSine

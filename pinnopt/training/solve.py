@@ -27,8 +27,8 @@ from pinnopt import balancing as balancing_lib
 from pinnopt import constraints as constraints_lib
 from pinnopt import optimizers as optimizers_lib
 from pinnopt import sharding as sharding_lib
-from pinnopt.checkpoint import Checkpointer
-from pinnopt.rundir import RunDir
+from pinnopt.io.checkpoint import Checkpointer
+from pinnopt.io.rundir import RunDir
 from pinnopt.terms import split_terms
 
 HELDOUT_SALT = 0x48454C44  # separates the held-out key stream from the training stream

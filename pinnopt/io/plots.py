@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import os
 
-from pinnopt.rundir import read_metrics
+from pinnopt.io.rundir import read_metrics
 
 # Figures: (file name, title, metric-name prefixes, log scale)
 FIGURES = (
