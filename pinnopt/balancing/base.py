@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Callable, Mapping, NamedTuple, Optional
+from typing import Any, Mapping, Optional
 
 import jax
 import jax.numpy as jnp
 
+from pinnopt.methods import TermMethod
 from pinnopt.terms import Objective
 
 Params = Any
@@ -22,20 +23,20 @@ Objectives = dict  # {name: Objective}
 Metrics = dict  # {name: scalar array}
 
 
-class Balancer(NamedTuple):
-    """``init(key, objectives) -> (params, state)``; ``loss(objectives, params, state) -> (scalar, metrics)``;
-    ``update(objectives, params, state) -> state`` (jittable, once per step after the loss);
-    ``diagnose(state) -> [warning, ...]`` (Python side, on a concrete state).
+class Balancer(TermMethod):
+    """A balancer: the ``pinnopt.methods`` protocol over ``{name: Objective}``.
+
+    ``init(key, objectives) -> (params, state)``; ``loss(objectives, params, state) -> (scalar, metrics)``;
+    ``update(objectives, params, state) -> state`` (jittable, once per step after the loss;
+    default: state unchanged); ``diagnose(state) -> [warning, ...]`` (Python side, on a concrete
+    state; default: none).
 
     Balancers that can serve as the ``inner`` reduction of the spatial balancer also accept
     ``loss(..., values={name: (N,) array})``: the point-wise values to reduce in place of the
     raw losses, which they still read for anything they derive their weights from.
     """
 
-    init: Callable[[jax.Array, Objectives], tuple[Params, State]]
-    loss: Callable[..., tuple[jax.Array, Metrics]]
-    update: Callable[[Objectives, Params, State], State]
-    diagnose: Callable[[State], list[str]]
+    __slots__ = ()
 
 
 def mean(x: jax.Array) -> jax.Array:

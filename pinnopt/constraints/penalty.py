@@ -5,8 +5,8 @@ from typing import Mapping
 
 import jax.numpy as jnp
 
-from pinnopt.constraints.base import (ConstraintMethod, ConstraintState, check_constraints, violation,
-                                      violation_metrics, zero_loss)
+from pinnopt.constraints.base import (ConstraintMethod, ConstraintState, check_constraints, squared_violation,
+                                      violation, violation_metrics, zero_loss)
 from pinnopt.constraints.schedule import PenaltyScheduleState, PerName, penalty_schedule
 from pinnopt.terms import Constraint
 
@@ -23,31 +23,37 @@ def penalty(
 ) -> ConstraintMethod:
     """Quadratic penalty: loss = sum_i mu_i / 2 * c_i^2.
 
-    c_i is the non-negative aggregated violation (``violation(..., signed=False)``): mean of
-    max(0, value) for an inequality, mean of |value| for an equality. mu_i follows the
-    adaptive ``penalty_schedule`` (all arguments are its options; ``adaptive=False`` keeps
-    mu fixed at ``mu_init``). At a fixed mu the minimiser violates the constraint by O(1/mu):
-    exact satisfaction needs mu -> infinity, which is what the augmented Lagrangian avoids.
+    c_i^2 follows the constraint's aggregation (``squared_violation``): for a point-wise
+    constraint the mean squared violation, mean(value^2) (equality) or mean(max(0, value)^2)
+    (inequality), zero only when every point satisfies it; for a mean one the square of the
+    mean's violation. mu_i follows the adaptive ``penalty_schedule`` (all arguments are its
+    options; ``adaptive=False`` keeps mu fixed at ``mu_init``), fed the reported violation
+    (``violation``: mean|value| for a point-wise equality). At a fixed mu the minimiser violates
+    the constraint by O(1/mu): exact satisfaction needs mu -> infinity, which is what the
+    augmented Lagrangian avoids.
     """
     schedule = penalty_schedule(decay=decay, check_every=check_every, min_improvement=min_improvement,
                                 factor=factor, mu_init=mu_init, mu_max=mu_max, adaptive=adaptive,
                                 tolerance=tolerance)
 
-    def init(constraints: Mapping[str, Constraint]) -> ConstraintState:
+    def init(key, constraints: Mapping[str, Constraint]) -> tuple[dict, ConstraintState]:
+        del key
         check_constraints(constraints)
         names = {n: 0.0 for n in constraints}
-        return ConstraintState(schedule.init(names), {}, jnp.asarray(0, jnp.int32))
+        return {}, ConstraintState(schedule.init(names), {}, jnp.asarray(0, jnp.int32))
 
-    def loss(constraints, state: ConstraintState):
+    def loss(constraints, params, state: ConstraintState):
+        del params
         check_constraints(constraints, state.penalty.mu)
         total, metrics = zero_loss(), violation_metrics(constraints)
         for name, con in constraints.items():
-            c, mu = violation(con), state.penalty.mu[name]
-            total = total + 0.5 * mu * c**2
+            c2, mu = squared_violation(con), state.penalty.mu[name]
+            total = total + 0.5 * mu * c2
             metrics[f"mu/{name}"] = mu
         return total, metrics
 
-    def update(constraints, state: ConstraintState) -> ConstraintState:
+    def update(constraints, params, state: ConstraintState) -> ConstraintState:
+        del params
         check_constraints(constraints, state.penalty.mu)
         c = {name: violation(con) for name, con in constraints.items()}
         return ConstraintState(schedule.update(c, state.penalty), state.multipliers, state.count + 1)
@@ -58,16 +64,19 @@ def penalty(
 def none() -> ConstraintMethod:
     """Ignore the constraints: loss 0, state unchanged but the step count; violations still reported."""
 
-    def init(constraints: Mapping[str, Constraint]) -> ConstraintState:
+    def init(key, constraints: Mapping[str, Constraint]) -> tuple[dict, ConstraintState]:
+        del key
         check_constraints(constraints)
         empty = PenaltyScheduleState({}, {}, {}, jnp.asarray(0, jnp.int32))
-        return ConstraintState(empty, {}, jnp.asarray(0, jnp.int32))
+        return {}, ConstraintState(empty, {}, jnp.asarray(0, jnp.int32))
 
-    def loss(constraints, state: ConstraintState):
+    def loss(constraints, params, state: ConstraintState):
+        del params, state
         check_constraints(constraints)
         return zero_loss(), violation_metrics(constraints)
 
-    def update(constraints, state: ConstraintState) -> ConstraintState:
+    def update(constraints, params, state: ConstraintState) -> ConstraintState:
+        del constraints, params
         return state._replace(count=state.count + 1)
 
     return ConstraintMethod(init, loss, update)

@@ -7,6 +7,9 @@ restored pytree has exactly the structure (NamedTuples included) the compiled st
 from __future__ import annotations
 
 import os
+import shutil
+import time
+import warnings
 from typing import Any, Optional
 
 import jax
@@ -52,19 +55,62 @@ class Checkpointer:
     def latest_step(self) -> Optional[int]:
         return self._manager.latest_step()
 
+    def all_steps(self) -> list[int]:
+        return sorted(self._manager.all_steps())
+
     def restore(self, template: Any, step: Optional[int] = None) -> Any:
-        """The state saved at ``step`` (default: the latest), with ``template``'s tree structure."""
-        step = self.latest_step() if step is None else step
-        if step is None:
+        """The state saved at ``step``, with ``template``'s tree structure.
+
+        Without ``step``: the newest checkpoint that can be read. A newer one that cannot
+        (damaged, partly written) is skipped with a ``RuntimeWarning`` naming it and the reason,
+        and moved to ``<checkpoints>.skipped/`` so that the resumed run can save that step
+        again. When none can be read, the error gives every checkpoint's reason.
+        """
+        if step is not None:
+            return self._restore_step(template, step)
+        steps = self.all_steps()
+        if not steps:
             raise FileNotFoundError(f"no checkpoint found in {self.directory}")
+        reasons = []
+        for candidate in reversed(steps):
+            try:
+                restored = self._restore_step(template, candidate)
+            except ValueError as err:
+                reasons.append((candidate, err))
+                continue
+            for bad, err in reasons:
+                moved = self._set_aside(bad)
+                warnings.warn(f"checkpoint {self.directory}/{bad} could not be read and was skipped "
+                              f"(moved to {moved}); resuming from step {candidate}. Reason: {err.__cause__ or err}",
+                              RuntimeWarning, stacklevel=2)
+            return restored
+        detail = "; ".join(f"step {s}: {e.__cause__ or e}" for s, e in reasons)
+        raise ValueError(f"no checkpoint in {self.directory} matches this problem and configuration "
+                         f"or can be read ({detail})")
+
+    def _restore_step(self, template: Any, step: int) -> Any:
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
         try:
             restored = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
-        except Exception as err:  # orbax raises several types for a mismatching tree
+        except Exception as err:  # orbax raises several types for a mismatching or damaged tree
             raise ValueError(f"checkpoint {self.directory}/{step} does not match this problem and "
-                             f"configuration: {err}") from err
+                             f"configuration, or is damaged: {err}") from err
         leaves = jax.tree_util.tree_leaves(restored)
+        if len(leaves) != len(jax.tree_util.tree_leaves(template)):
+            raise ValueError(f"checkpoint {self.directory}/{step} holds {len(leaves)} arrays, this "
+                             f"configuration's state {len(jax.tree_util.tree_leaves(template))}")
         return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(template), leaves)
+
+    def _set_aside(self, step: int) -> str:
+        """Move an unreadable checkpoint out of the manager's folder; returns where it went."""
+        target_root = self.directory.rstrip(os.sep) + ".skipped"
+        os.makedirs(target_root, exist_ok=True)
+        target = os.path.join(target_root, f"{step}-{int(time.time())}")
+        source = os.path.join(self.directory, str(step))
+        if os.path.exists(source):
+            shutil.move(source, target)
+        self._manager.reload()
+        return target
 
     def close(self):
         self._manager.close()

@@ -25,8 +25,25 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+def jsonable_or_none(value: Any) -> Any:
+    """``to_jsonable``, with anything JSON cannot carry (a function, a schedule) written as its repr."""
+    value = to_jsonable(value)
+    if isinstance(value, dict):
+        return {k: jsonable_or_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [jsonable_or_none(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return repr(value)
+
+
 class RunDir:
-    """Paths and writers of one run directory."""
+    """Paths and writers of one run directory (created, with its sub-folders, when first opened)."""
+
+    @staticmethod
+    def exists(path: str) -> bool:
+        """Whether ``path`` holds a run: a config.json or a checkpoints folder."""
+        return os.path.isfile(os.path.join(path, "config.json")) or os.path.isdir(os.path.join(path, "checkpoints"))
 
     def __init__(self, path: str):
         self.path = os.path.abspath(path)

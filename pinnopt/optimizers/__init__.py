@@ -6,7 +6,6 @@ so optimizers that need the loss (L-BFGS, BBI) work in the same loop as Adam.
 """
 from __future__ import annotations
 
-import difflib
 import inspect
 import numbers
 from typing import Callable
@@ -14,6 +13,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import optax
+
+from pinnopt.registry import Registry, Spec, check_options, tag
 
 DEFAULT_LEARNING_RATE = 1e-3
 
@@ -24,42 +25,20 @@ _OPTAX: dict[str, Callable] = {
     for n in dir(optax)
     if callable(getattr(optax, n)) and getattr(getattr(optax, n), "__module__", "") == "optax._src.alias"
 }
-_CUSTOM: dict[str, Callable] = {}
+REGISTRY = Registry("optimizer", fallback=_OPTAX.get, extra_names=lambda: list(_OPTAX))
 
 # Hyperparameters that must lie in [0, 1] (decay rates) and ones that must be >= 0.
 _UNIT_INTERVAL = {"b1", "b2", "b3", "momentum", "decay", "beta", "decay_rate"}
 _NON_NEGATIVE = {"eps", "eps_root", "weight_decay", "initial_accumulator_value", "memory_size"}
 
 
-def register(name: str, factory: Callable) -> None:
-    """Register an optimizer factory ``(**hyperparameters) -> GradientTransformation``."""
-    _CUSTOM[name] = factory
-
-
-def available() -> list[str]:
-    return sorted(set(_OPTAX) | set(_CUSTOM))
-
-
-def _factory(name: str) -> Callable:
-    if name in _CUSTOM:
-        return _CUSTOM[name]
-    if name in _OPTAX:
-        return _OPTAX[name]
-    close = difflib.get_close_matches(name, available(), n=3, cutoff=0.5)
-    hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    raise ValueError(f"unknown optimizer {name!r}.{hint} Available: {', '.join(available())}")
+register = REGISTRY.register
+available = REGISTRY.available
 
 
 def _validate(name: str, factory: Callable, hyperparameters: dict) -> dict:
-    sig = inspect.signature(factory)
-    params = sig.parameters
-    takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    for key in hyperparameters:
-        if key not in params and not takes_kwargs:
-            close = difflib.get_close_matches(key, list(params), n=3, cutoff=0.5)
-            hint = f" Did you mean: {', '.join(close)}?" if close else ""
-            raise ValueError(f"optimizer {name!r} has no hyperparameter {key!r}.{hint} "
-                             f"Accepted: {', '.join(params)}")
+    check_options(f"optimizer {name!r}", factory, hyperparameters)
+    params = inspect.signature(factory).parameters
     out = dict(hyperparameters)
     lr = params.get("learning_rate")
     if lr is not None and "learning_rate" not in out and lr.default is inspect.Parameter.empty:
@@ -82,14 +61,15 @@ def get(name: str, **hyperparameters) -> optax.GradientTransformationExtraArgs:
     A learning rate that the factory requires defaults to 1e-3. Raises ``ValueError`` for an
     unknown name (listing the closest names), an unknown hyperparameter, or an invalid value.
     """
-    factory = _factory(name)
+    factory = REGISTRY.factory(name)
     kwargs = _validate(name, factory, hyperparameters)
     try:
         tx = factory(**kwargs)
     except (TypeError, ValueError) as err:
         raise ValueError(f"optimizer {name!r}: {err}") from err
     tx = optax.with_extra_args_support(tx)
-    return optax.GradientTransformationExtraArgs(lambda params: _strongly_typed(tx.init(params)), tx.update)
+    built = optax.GradientTransformationExtraArgs(lambda params: _strongly_typed(tx.init(params)), tx.update)
+    return tag(built, Spec("optimizer", name, dict(hyperparameters)))
 
 
 def _strongly_typed(tree):
@@ -100,10 +80,10 @@ def _strongly_typed(tree):
 
 def needs_value(name: str) -> bool:
     """Whether the optimizer reads the loss value (informational; the loop always passes it)."""
-    return name in {"lbfgs", "polyak_sgd"} or name in _CUSTOM
+    return name in {"lbfgs", "polyak_sgd"} or name not in _OPTAX
 
 
-__all__ = ["available", "get", "register", "needs_value", "DEFAULT_LEARNING_RATE"]
+__all__ = ["REGISTRY", "available", "get", "register", "needs_value", "DEFAULT_LEARNING_RATE"]
 
 from pinnopt.optimizers.bbi import bbi  # noqa: E402  (registered after the registry exists)
 from pinnopt.optimizers.ecdsep import ecdsep  # noqa: E402

@@ -1,61 +1,56 @@
 """Problems by name: built-ins here, plugins through the entry-point group ``pinnopt.problems``.
 
-A plugin declares in its pyproject::
+A problem of one's own is registered in-process with the decorator::
+
+    @pinnopt.problems.register("my_pde")
+    def make_my_pde(n_points: int = 512) -> Problem: ...
+
+and a plugin package declares its factories in its pyproject::
 
     [project.entry-points."pinnopt.problems"]
     lumpy = "cosmology.problem:make_lumpy"
 
-where the object is a factory ``(**kwargs) -> Problem``.
+A factory is ``(**options) -> Problem``; ``get(name, **options)`` checks the options against
+its signature (an unknown option, or a value of the wrong type, is a ``ValueError`` naming it).
 """
 from __future__ import annotations
 
-import difflib
 from importlib.metadata import entry_points
-from typing import Callable
+from typing import Callable, Optional
 
-from pinnopt.problems.base import KnownMinimum, Problem
 from pinnopt.problems import convection, pde_toy, toys
-
-_BUILTIN: dict[str, Callable] = {
-    "rastrigin": toys.make_rastrigin,
-    "ackley": toys.make_ackley,
-    "zakharov": toys.make_zakharov,
-    "two_basin": toys.make_two_basin,
-    "constrained_quadratic": toys.ConstrainedQuadratic,
-    "pde_toy": pde_toy.make_pde_toy,
-    "convection": convection.make_convection,
-}
+from pinnopt.problems.base import KnownMinimum, Problem
+from pinnopt.registry import Registry
 
 
-def register(name: str, factory: Callable) -> None:
-    """Register a problem factory under ``name`` (for code that is not an installed plugin)."""
-    _BUILTIN[name] = factory
-
-
-def _plugins() -> dict[str, object]:
+def _plugins() -> dict:
     return {ep.name: ep for ep in entry_points(group="pinnopt.problems")}
 
 
-def available() -> list[str]:
-    """Names of all problems: built-ins and installed plugins."""
-    return sorted(set(_BUILTIN) | set(_plugins()))
+def _plugin_factory(name: str) -> Optional[Callable]:
+    ep = _plugins().get(name)
+    return ep.load() if ep is not None else None
 
 
-def get(name: str, **kwargs) -> Problem:
-    """Build the problem ``name`` with the factory's keyword arguments."""
-    if name in _BUILTIN:
-        factory = _BUILTIN[name]
-    else:
-        plugins = _plugins()
-        if name not in plugins:
-            close = difflib.get_close_matches(name, available(), n=3, cutoff=0.4)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise ValueError(f"unknown problem {name!r}{hint} Available: {', '.join(available())}")
-        factory = plugins[name].load()
+REGISTRY = Registry("problem", fallback=_plugin_factory, extra_names=lambda: list(_plugins()))
+REGISTRY.register("rastrigin", toys.make_rastrigin)
+REGISTRY.register("ackley", toys.make_ackley)
+REGISTRY.register("zakharov", toys.make_zakharov)
+REGISTRY.register("two_basin", toys.make_two_basin)
+REGISTRY.register("constrained_quadratic", toys.ConstrainedQuadratic)
+REGISTRY.register("pde_toy", pde_toy.make_pde_toy)
+REGISTRY.register("convection", convection.make_convection)
+
+register = REGISTRY.register
+available = REGISTRY.available
+
+
+def get(name: str, **options) -> Problem:
+    """Build the problem ``name`` (a registered name or an installed plugin) with ``options``."""
     try:
-        return factory(**kwargs)
-    except TypeError as err:
+        return REGISTRY.get(name, **options)
+    except TypeError as err:  # a factory's own argument errors, named after the problem
         raise ValueError(f"problem {name!r}: {err}") from err
 
 
-__all__ = ["Problem", "KnownMinimum", "available", "get", "register", "toys"]
+__all__ = ["KnownMinimum", "Problem", "REGISTRY", "available", "get", "register", "toys"]

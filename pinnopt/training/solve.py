@@ -1,14 +1,7 @@
-"""The solve loop: chunks of compiled steps, metrics, checkpoints, resume, guards, held-out checks.
+"""``solve``: resolve the parts by name, build the state, run the loop, write the run directory, certify.
 
-One training step (all inside ``lax.scan``)::
-
-    key, k = split(state.key);  batch = problem.sample(k, step)
-    L(params) = balancer.loss(objectives) + method.loss(constraints)
-    params <- params + optimizer.update(grad L, value=L, value_fn=L)
-    balancer / constraint-method state <- their update (multipliers, penalty schedule, ...)
-
-Every piece of changing state lives in ``TrainState`` and goes through the compiled step as an
-argument, so a new multiplier or penalty value always reaches the compiled code.
+The pure step lives in ``step``, the chunk loop in ``loop``, certificates in ``certify``;
+this module wires them to the registries and to the files of a run (``pinnopt.io``).
 """
 from __future__ import annotations
 
@@ -16,175 +9,31 @@ import dataclasses
 import math
 import time
 import warnings
-from typing import Any, Callable, NamedTuple, Optional, Union
+from typing import Callable, Optional, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from pinnopt import balancing as balancing_lib
 from pinnopt import constraints as constraints_lib
 from pinnopt import optimizers as optimizers_lib
 from pinnopt import sharding as sharding_lib
 from pinnopt.io.checkpoint import Checkpointer
-from pinnopt.io.rundir import RunDir
-from pinnopt.terms import split_terms
+from pinnopt.io.rundir import RunDir, jsonable_or_none
+from pinnopt.registry import spec_of
+from pinnopt.training.certify import all_certified, certify
+from pinnopt.training.loop import LoopOptions, run_chunks
+from pinnopt.training.state import (NonFiniteError, Result, TrainState, check_evaluate, constraint_specs,
+                                    init_state_and_constraints)
+from pinnopt.training.step import make_heldout, make_step
 
 HELDOUT_SALT = 0x48454C44  # separates the held-out key stream from the training stream
 
 
-class TrainState(NamedTuple):
-    """All state of a run; a checkpoint holds exactly this."""
-
-    params: Any  # {"model": problem params, "balancer": balancer params}
-    opt_state: Any
-    balancer_state: Any
-    constraint_state: Any
-    key: jax.Array  # training PRNG key (raw uint32)
-    step: jax.Array  # int32, steps taken (including skipped non-finite ones)
-    nonfinite_run: jax.Array  # int32, consecutive skipped steps
-    nonfinite_total: jax.Array  # int32, all skipped steps
-
-
-class Result(NamedTuple):
-    params: Any  # the problem's (model) parameters
-    history: list  # one dict per chunk, as in metrics.jsonl
-    state: TrainState
-    summary: dict
-    run_dir: Optional[str]
-
-
-class NonFiniteError(RuntimeError):
-    """Raised when the loss or the update stays non-finite for ``max_nonfinite`` steps in a row."""
-
-
-def _resolve(lib, spec, kwargs, kind):
-    if isinstance(spec, str):
-        return lib.get(spec, **(kwargs or {}))
-    if kwargs:
-        raise ValueError(f"{kind}_kwargs given but {kind} is not a name")
-    return spec
-
-
-def _tree_finite(tree) -> jax.Array:
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
-              if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
-    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
-
-
-def _tree_not_nan(tree) -> jax.Array:
-    leaves = [~jnp.any(jnp.isnan(x)) for x in jax.tree_util.tree_leaves(tree)
-              if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
-    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
-
-
-def _uncommitted(x):
-    return jnp.asarray(np.asarray(x))
-
-
-def _select(pred, new, old):
-    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), new, old)
-
-
-def make_loss_fn(problem, balancer, method, mesh=None) -> Callable:
-    """``loss_fn(params, batch, balancer_state, constraint_state) -> (loss, (objectives, constraints, metrics))``.
-
-    With a ``mesh``, point-wise terms are split over its devices like the batch (see ``pinnopt.sharding``).
-    """
-
-    def loss_fn(params, batch, balancer_state, constraint_state):
-        terms = sharding_lib.shard_points(problem.terms(params["model"], batch), mesh, "term", uneven="free")
-        objectives, constraints = split_terms(terms)
-        obj_loss, obj_metrics = balancer.loss(objectives, params["balancer"], balancer_state)
-        con_loss, con_metrics = method.loss(constraints, constraint_state)
-        metrics = {**obj_metrics, **con_metrics, "objective": obj_loss, "constraint_loss": con_loss}
-        return obj_loss + con_loss, (objectives, constraints, metrics)
-
-    return loss_fn
-
-
-def make_step(problem, tx, balancer, method, mesh=None) -> Callable:
-    """The pure training step ``state -> (state, metrics)``.
-
-    With a ``mesh`` the sampled batch is split over its devices along the points (the
-    compiler inserts the all-reduces of the means and gradients); without one nothing changes.
-    """
-    loss_fn = make_loss_fn(problem, balancer, method, mesh)
-
-    def step(state: TrainState, _=None):
-        key, k_batch = jax.random.split(state.key)
-        batch = sharding_lib.shard_points(problem.sample(k_batch, state.step), mesh)
-        (loss, (objectives, constraints, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params, batch, state.balancer_state, state.constraint_state)
-
-        def value_fn(p):
-            return loss_fn(p, batch, state.balancer_state, state.constraint_state)[0]
-
-        updates, opt_state = tx.update(grads, state.opt_state, state.params,
-                                       value=loss, grad=grads, value_fn=value_fn)
-        params = optax.apply_updates(state.params, updates)
-        balancer_state = balancer.update(objectives, state.params["balancer"], state.balancer_state)
-        constraint_state = method.update(constraints, state.constraint_state)
-
-        # Non-finite guard: skip the whole update (the key and step still advance, so a
-        # stochastic failure gets a fresh batch), and count the skip.
-        ok = jnp.isfinite(loss) & _tree_finite(params) & _tree_finite(opt_state)
-        # Method states may hold +inf sentinels ("no reference yet"), so only NaN counts there.
-        ok = ok & _tree_not_nan(balancer_state) & _tree_not_nan(constraint_state)
-        new = TrainState(
-            params=_select(ok, params, state.params),
-            opt_state=_select(ok, opt_state, state.opt_state),
-            balancer_state=_select(ok, balancer_state, state.balancer_state),
-            constraint_state=_select(ok, constraint_state, state.constraint_state),
-            key=key,
-            step=state.step + 1,
-            nonfinite_run=jnp.where(ok, 0, state.nonfinite_run + 1),
-            nonfinite_total=state.nonfinite_total + (~ok).astype(jnp.int32),
-        )
-        extra = {"grad_norm": optax.tree.norm(grads)}
-        if hasattr(problem, "step_metrics"):  # cheap problem scalars (e.g. physical parameters)
-            extra.update({f"param/{k}": v for k, v in problem.step_metrics(state.params["model"]).items()})
-        return new, {"loss": loss, **metrics, **extra, "nonfinite": (~ok).astype(jnp.int32)}
-
-    return step
-
-
-def make_heldout(problem, method, mesh=None) -> Callable:
-    """Violations of every constraint and raw objective means on freshly sampled points."""
-
-    def heldout(params, key, step):
-        batch = sharding_lib.shard_points(problem.sample(key, step), mesh)
-        terms = sharding_lib.shard_points(problem.terms(params["model"], batch), mesh, "term", uneven="free")
-        objectives, constraints = split_terms(terms)
-        out = {f"heldout_violation/{n}": constraints_lib.violation(c, signed=False) for n, c in constraints.items()}
-        out.update({f"heldout_raw/{n}": jnp.mean(o.loss) for n, o in objectives.items()})
-        if hasattr(problem, "evaluate"):
-            out.update({f"eval/{k}": v for k, v in problem.evaluate(params["model"]).items()})
-        return out
-
-    return heldout
-
-
-def init_state(problem, tx, balancer, method, seed: int) -> TrainState:
-    """A fresh state: model and balancer parameters, optimizer, method states, keys."""
-    root = jax.random.PRNGKey(seed)
-    k_model, k_balancer, k_example, k_train = jax.random.split(root, 4)
-    model = problem.init(k_model)
-    # The methods need the terms' names, kinds and shapes, not their values: trace the problem
-    # abstractly (eval_shape) instead of running it eagerly, which for a problem with ray
-    # tracing costs far more than the trace.
-    shapes = jax.eval_shape(problem.terms, model, problem.sample(k_example, jnp.int32(0)))
-    objectives, constraints = split_terms(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes))
-    balancer_params, balancer_state = balancer.init(k_balancer, objectives)
-    params = {"model": model, "balancer": balancer_params}
-    return TrainState(params, tx.init(params), balancer_state, method.init(constraints), k_train,
-                      jnp.int32(0), jnp.int32(0), jnp.int32(0))
-
-
 @dataclasses.dataclass
 class SolveConfig:
-    """Everything ``solve`` was asked for, as written to config.json."""
+    """Everything ``solve`` was asked for, as written to config.json (enough to rebuild every part)."""
 
     problem: Optional[dict]
     optimizer: Union[str, None]
@@ -200,6 +49,28 @@ class SolveConfig:
     checkpoint_every: int
     log_every: int
     max_nonfinite: int
+    certify_batches: int
+
+
+def _resolve(lib, spec, kwargs, kind):
+    if isinstance(spec, str):
+        return lib.get(spec, **(kwargs or {}))
+    if kwargs:
+        raise ValueError(f"{kind}_kwargs given but {kind} is not a name")
+    return spec
+
+
+def _recorded(name_or_object, kwargs, kind: str) -> tuple[Optional[str], dict]:
+    """(name, options) to write to config.json: from the name given, or from the object's ``Spec``."""
+    if isinstance(name_or_object, str):
+        return name_or_object, dict(kwargs or {})
+    spec = spec_of(name_or_object)
+    if spec is None:
+        warnings.warn(f"the {kind} passed to solve was not built by pinnopt.{kind}.get (it carries no "
+                      "name), so config.json cannot record it and a resumed run cannot rebuild it",
+                      UserWarning, stacklevel=3)
+        return None, {}
+    return spec.name, dict(spec.options)
 
 
 def _validate_int(name, value, minimum):
@@ -208,36 +79,19 @@ def _validate_int(name, value, minimum):
     return int(value)
 
 
-def _summarise_chunk(metrics: dict, step: int, heldout: dict, elapsed: float, n: int, log_every: int) -> list:
-    """Rows for metrics.jsonl: one at each step that is a multiple of ``log_every``, and one at the chunk's end.
-
-    Each row holds the metrics of its step, ``loss_min`` over the steps since the previous row,
-    ``nonfinite`` counted over the same window, and the chunk's speed; the chunk's last row
-    also carries the held-out evaluation when one was due.
-    """
-    metrics = {k: np.asarray(v) for k, v in metrics.items()}
-    first = step - n  # steps in this chunk are first + 1 .. step
-    ends = sorted({s - first - 1 for s in range(first + 1, step + 1) if s % log_every == 0} | {n - 1})
-    rows, begin = [], 0
-    for end in ends:
-        row = {"step": first + end + 1}
-        for k, v in metrics.items():
-            row[k] = int(v[begin:end + 1].sum()) if k == "nonfinite" else float(v[end])
-        window = metrics["loss"][begin:end + 1]
-        row["loss_min"] = float(np.nanmin(window)) if np.isfinite(window).any() else float("nan")
-        row["steps_per_second"] = n / max(elapsed, 1e-12)
-        rows.append(row)
-        begin = end + 1
-    rows[-1].update({k: float(v) for k, v in heldout.items()})
-    return rows
+def _uncommitted(x):
+    return jnp.asarray(np.asarray(x))
 
 
-def _progress(total, initial, enabled):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, leave=True)
+def _problem_description(problem, problem_config) -> dict:
+    if problem_config is not None:
+        return problem_config
+    if hasattr(problem, "config"):
+        return problem.config()
+    spec = spec_of(problem)
+    if spec is not None:
+        return {"name": spec.name, **spec.options}
+    return {"name": getattr(problem, "name", None)}
 
 
 def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: int = 1000, seed: int = 0,
@@ -245,22 +99,29 @@ def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: i
           optimizer_kwargs: Optional[dict] = None, constraint_kwargs: Optional[dict] = None,
           balancing_kwargs: Optional[dict] = None, heldout_every: Optional[int] = None,
           checkpoint_every: Optional[int] = None, log_every: Optional[int] = None,
-          max_nonfinite: int = 50, progress: bool = False,
+          max_nonfinite: int = 50, certify_batches: int = 4, progress: bool = False,
           problem_config: Optional[dict] = None, callback: Optional[Callable[[dict], None]] = None,
           devices: sharding_lib.Devices = None, extra_config: Optional[dict] = None) -> Result:
-    """Train ``problem`` for ``steps`` steps in total; returns ``Result(params, history, state, ...)``.
+    """Train ``problem`` for ``steps`` steps in total; returns ``Result(params, history, state, summary, run_dir)``.
 
     ``optimizer``, ``constraints`` and ``balancing`` are names (with their ``*_kwargs``) or
-    ready objects. ``out`` is a run directory (config.json, metrics.jsonl, checkpoints/,
-    summary.json); without it nothing is written. ``resume`` is a run directory whose latest
-    checkpoint is continued (bit for bit on the same machine) up to ``steps`` in total.
-    Metrics are logged every ``log_every`` steps (default chunk/10); held-out constraint
-    violations on fresh points are computed every ``heldout_every`` steps
-    (rounded to chunk ends) and at the end. Non-finite steps are skipped; ``max_nonfinite`` in
-    a row stop the run with ``NonFiniteError`` (the last good checkpoint is kept).
-    ``devices`` (an int: the first N of ``jax.devices()``, or a list of devices) splits every
-    batch over those devices along the points, with all state replicated (``pinnopt.sharding``);
-    None runs on the default device. Checkpoints restore onto whatever placement is current.
+    objects built by the registries' ``get`` (which carry their name and options, so
+    config.json records them either way). ``out`` is a run directory (config.json,
+    metrics.jsonl, checkpoints/, summary.json), created only once every option has been
+    validated; without it nothing is written. ``resume`` is a run directory whose latest
+    readable checkpoint is continued (bit for bit on the same machine) up to ``steps`` in
+    total; an unreadable newer checkpoint is skipped with a warning that says which and why.
+
+    Metrics are logged every ``log_every`` steps (default chunk/10); held-out violations on
+    fresh points every ``heldout_every`` steps (rounded to chunk ends) and at the end. At the
+    end every constraint is certified on ``certify_batches`` fresh batches: the summary's
+    ``certificates`` give each one's largest held-out violation against its ``tol`` and
+    ``certified`` says whether all hold (None without constraints).
+
+    Non-finite steps are skipped; ``max_nonfinite`` in a row stop the run with
+    ``NonFiniteError`` (the last good checkpoint is kept). ``devices`` (an int: the first N of
+    ``jax.devices()``, or a list of devices) splits every batch over those devices along the
+    points, with all state replicated (``pinnopt.sharding``); None runs on the default device.
     ``extra_config`` is merged into config.json when it is written (at the start, so that an
     interrupted run can be resumed from it).
     """
@@ -271,17 +132,25 @@ def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: i
     checkpoint_every = _validate_int("checkpoint_every",
                                      checkpoint_every if checkpoint_every is not None else 4 * chunk, 1)
     max_nonfinite = _validate_int("max_nonfinite", max_nonfinite, 1)
+    certify_batches = _validate_int("certify_batches", certify_batches, 1)
+    log_every = _validate_int("log_every", log_every if log_every is not None else max(1, chunk // 10), 1)
+    if resume is not None and not RunDir.exists(resume):
+        raise FileNotFoundError(f"resume={resume!r} is not a run directory")
+
+    tx = _resolve(optimizers_lib, optimizer, optimizer_kwargs, "optimizer")
+    method = _resolve(constraints_lib, constraints, constraint_kwargs, "constraints")
+    balancer = _resolve(balancing_lib, balancing, balancing_kwargs, "balancing")
     mesh = sharding_lib.make_mesh(devices)
     # With several processes only the first writes the shared files; all of them checkpoint
     # (orbax coordinates the processes itself).
     primary = mesh is None or sharding_lib.is_primary()
-    log_every = _validate_int("log_every", log_every if log_every is not None else max(1, chunk // 10), 1)
 
-    tx = _resolve(optimizers_lib, optimizer, optimizer_kwargs, "optimizer")
-    method = _resolve(constraints_lib, constraints, constraint_kwargs, "constraint")
-    balancer = _resolve(balancing_lib, balancing, balancing_kwargs, "balancing")
+    fresh, example_constraints = init_state_and_constraints(problem, tx, balancer, method, seed)
+    check_evaluate(problem, fresh.params["model"])
+    specs = constraint_specs(example_constraints)
+    state = sharding_lib.replicate(fresh, mesh)
 
-    state = sharding_lib.replicate(init_state(problem, tx, balancer, method, seed), mesh)
+    # Every option is valid: only now does anything reach the disk.
     run_dir = RunDir(out) if out is not None else (RunDir(resume) if resume is not None else None)
     history: list = []
     if resume is not None:
@@ -299,22 +168,20 @@ def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: i
             run_dir.append_metrics(history)
     checkpointer = Checkpointer(run_dir.checkpoints) if run_dir is not None else None
 
+    names = {kind: _recorded(obj, kw, kind) for kind, obj, kw in (
+        ("optimizers", optimizer, optimizer_kwargs), ("constraints", constraints, constraint_kwargs),
+        ("balancing", balancing, balancing_kwargs))}
     config = SolveConfig(
-        problem=problem_config if problem_config is not None else
-        (problem.config() if hasattr(problem, "config") else {"name": getattr(problem, "name", None)}),
-        optimizer=optimizer if isinstance(optimizer, str) else None, optimizer_kwargs=optimizer_kwargs or {},
-        constraints=constraints if isinstance(constraints, str) else None,
-        constraint_kwargs=constraint_kwargs or {},
-        balancing=balancing if isinstance(balancing, str) else None, balancing_kwargs=balancing_kwargs or {},
-        steps=steps, seed=seed, chunk=chunk, heldout_every=heldout_every,
-        checkpoint_every=checkpoint_every, log_every=log_every, max_nonfinite=max_nonfinite)
+        problem=_problem_description(problem, problem_config),
+        optimizer=names["optimizers"][0], optimizer_kwargs=names["optimizers"][1],
+        constraints=names["constraints"][0], constraint_kwargs=names["constraints"][1],
+        balancing=names["balancing"][0], balancing_kwargs=names["balancing"][1],
+        steps=steps, seed=seed, chunk=chunk, heldout_every=heldout_every, checkpoint_every=checkpoint_every,
+        log_every=log_every, max_nonfinite=max_nonfinite, certify_batches=certify_batches)
     if run_dir is not None and primary:
-        run_dir.write_json("config.json", {**dataclasses.asdict(config), **(extra_config or {})})
+        run_dir.write_json("config.json", jsonable_or_none({**dataclasses.asdict(config), **(extra_config or {})}))
 
     step_fn = make_step(problem, tx, balancer, method, mesh)
-    # A constant learning rate is logged with the metrics (a schedule is not: it is a function).
-    lr = (optimizer_kwargs or {}).get("learning_rate")
-    learning_rate = float(lr) if isinstance(lr, (int, float)) and not isinstance(lr, bool) else None
     chunk_fns: dict[int, Callable] = {}
     # State and metrics stay replicated between chunks; only the batch inside is split.
     placement = {} if mesh is None else {"in_shardings": sharding_lib.replicated(mesh),
@@ -325,65 +192,39 @@ def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: i
             chunk_fns[n] = jax.jit(lambda st: jax.lax.scan(step_fn, st, None, length=n), **placement)
         return chunk_fns[n](s)
 
-    heldout_fn = jax.jit(make_heldout(problem, method, mesh),
+    heldout_fn = jax.jit(make_heldout(problem, mesh),
                          **({} if mesh is None else {"out_shardings": sharding_lib.replicated(mesh)}))
     heldout_root = jax.random.fold_in(jax.random.PRNGKey(seed), HELDOUT_SALT)
 
-    bar = _progress(steps, int(state.step), progress)
-    warned: set = set()
-    start_step, t_start = int(state.step), time.perf_counter()
-    error: Optional[str] = None
-    try:
-        while int(state.step) < steps:
-            n = min(chunk, steps - int(state.step))
-            t0 = time.perf_counter()
-            state, metrics = run_chunk(state, n)
-            if mesh is not None:
-                # Every device finishes the chunk before the next program (held-out check, next
-                # chunk) starts anywhere: fetching the replicated metrics waits for one device only.
-                # XLA's CPU runtime has stalled when a program's all-reduce started on one device
-                # while another device was still busy with the previous program.
-                state = jax.block_until_ready(state)
-            metrics = jax.device_get(metrics)
-            elapsed = time.perf_counter() - t0
-            step = int(state.step)
-            heldout = {}
-            if step // heldout_every != (step - n) // heldout_every or step >= steps:
-                key = jax.random.fold_in(heldout_root, step)
-                heldout = jax.device_get(jax.block_until_ready(heldout_fn(state.params, key, state.step)))
-            rows = _summarise_chunk(metrics, step, heldout, elapsed, n, log_every)
-            if learning_rate is not None:
-                for r in rows:
-                    r["learning_rate"] = learning_rate
-            row = rows[-1]
-            history.extend(rows)
-            if run_dir is not None and primary:
-                run_dir.append_metrics(rows)
-            if callback is not None:
-                for r in rows:
-                    callback(r)
-            for msg in balancer.diagnose(state.balancer_state):
-                if msg not in warned:
-                    warned.add(msg)
-                    warnings.warn(msg, RuntimeWarning, stacklevel=2)
-            if bar is not None:
-                bar.update(n)
-                bar.set_postfix(_postfix(row), refresh=False)
-            if int(state.nonfinite_run) >= max_nonfinite:
-                error = (f"stopped at step {step}: the loss or the update was non-finite for "
-                         f"{int(state.nonfinite_run)} steps in a row (max_nonfinite={max_nonfinite}); "
-                         f"{int(state.nonfinite_total)} steps skipped in all. Lower the learning rate or "
-                         f"check the problem's terms; the last good checkpoint is kept.")
-                break
-            if checkpointer is not None and (step // checkpoint_every != (step - n) // checkpoint_every
-                                             or step >= steps):
-                checkpointer.save(step, state, must_be_finite=(state.params, state.opt_state))
-    finally:
-        if bar is not None:
-            bar.close()
+    def heldout(s, step):
+        key = jax.random.fold_in(heldout_root, step)
+        return jax.device_get(jax.block_until_ready(heldout_fn(s.params, key, s.step)))
 
+    def on_rows(rows):
+        history.extend(rows)
+        if run_dir is not None and primary:
+            run_dir.append_metrics(rows)
+        if callback is not None:
+            for r in rows:
+                callback(r)
+
+    def save(step, s):
+        checkpointer.save(step, s, must_be_finite=(s.params, s.opt_state))
+
+    # A constant learning rate is logged with the metrics (a schedule is not: it is a function).
+    lr = names["optimizers"][1].get("learning_rate")
+    options = LoopOptions(steps=steps, chunk=chunk, log_every=log_every, heldout_every=heldout_every,
+                          checkpoint_every=checkpoint_every, max_nonfinite=max_nonfinite, progress=progress,
+                          learning_rate=float(lr) if isinstance(lr, (int, float)) and not isinstance(lr, bool)
+                          else None, wait_for_devices=mesh is not None)
+    start_step, t_start = int(state.step), time.perf_counter()
+    state, error = run_chunks(state, options, run_chunk=run_chunk, heldout=heldout, on_rows=on_rows,
+                              diagnose=lambda s: balancer.diagnose(s.balancer_state),
+                              save=save if checkpointer is not None else None)
     wall = time.perf_counter() - t_start
-    summary = make_summary(problem, history, state, wall, int(state.step) - start_step, error)
+
+    certificates = certify(heldout_fn, state.params, heldout_root, state.step, specs, certify_batches)
+    summary = make_summary(problem, history, state, wall, int(state.step) - start_step, error, certificates)
     if run_dir is not None and primary:
         run_dir.write_json("summary.json", summary)
     if checkpointer is not None:
@@ -393,19 +234,8 @@ def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: i
     return Result(state.params["model"], history, state, summary, run_dir.path if run_dir else None)
 
 
-def _postfix(row: dict) -> dict:
-    post = {"loss": f"{row['loss']:.3e}"}
-    viol = [v for k, v in row.items() if k.startswith("violation/")]
-    if viol:
-        post["viol"] = f"{max(viol):.2e}"
-    held = [v for k, v in row.items() if k.startswith("heldout_violation/")]
-    if held:
-        post["heldout"] = f"{max(held):.2e}"
-    return post
-
-
 def make_summary(problem, history: list, state: TrainState, wall: float, steps_run: int,
-                 error: Optional[str]) -> dict:
+                 error: Optional[str], certificates: Optional[dict] = None) -> dict:
     last = history[-1] if history else {}
     losses = [r.get("loss_min", math.nan) for r in history]
     finite = [x for x in losses if isinstance(x, float) and math.isfinite(x)]
@@ -419,6 +249,8 @@ def make_summary(problem, history: list, state: TrainState, wall: float, steps_r
         "final": {k: v for k, v in last.items() if k != "step"},
         "best_loss": min(finite) if finite else None,
         "nonfinite_total": int(state.nonfinite_total),
+        "certificates": certificates or {},
+        "certified": all_certified(certificates or {}),
     }
     known = getattr(problem, "known_minimum", None)
     if known is not None:

@@ -1,0 +1,127 @@
+"""The pure training step and the held-out check, both functions of explicit state only.
+
+One training step (all inside ``lax.scan``)::
+
+    key, k = split(state.key);  batch = problem.sample(k, step)
+    L(params) = balancer.loss(objectives, params.balancer, .)
+              + method.loss(constraints, params.constraints, .)
+    params <- params + optimizer.update(grad L, value=L, value_fn=L)
+    balancer / constraint-method state <- their update (multipliers, penalty schedule, ...)
+
+Every piece of changing state lives in ``TrainState`` and goes through the compiled step as an
+argument, so a new multiplier or penalty value always reaches the compiled code.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from pinnopt import constraints as constraints_lib
+from pinnopt import sharding as sharding_lib
+from pinnopt.terms import split_terms
+from pinnopt.training.state import TrainState
+
+
+def _tree_finite(tree) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
+              if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+def _tree_not_nan(tree) -> jax.Array:
+    leaves = [~jnp.any(jnp.isnan(x)) for x in jax.tree_util.tree_leaves(tree)
+              if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+def _select(pred, new, old):
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), new, old)
+
+
+def make_loss_fn(problem, balancer, method, mesh=None) -> Callable:
+    """``loss_fn(params, batch, balancer_state, constraint_state) -> (loss, (objectives, constraints, metrics))``.
+
+    With a ``mesh``, point-wise terms are split over its devices like the batch (see ``pinnopt.sharding``).
+    """
+
+    def loss_fn(params, batch, balancer_state, constraint_state):
+        terms = sharding_lib.shard_points(problem.terms(params["model"], batch), mesh, "term", uneven="free")
+        objectives, constraints = split_terms(terms)
+        obj_loss, obj_metrics = balancer.loss(objectives, params["balancer"], balancer_state)
+        con_loss, con_metrics = method.loss(constraints, params["constraints"], constraint_state)
+        metrics = {**obj_metrics, **con_metrics, "objective": obj_loss, "constraint_loss": con_loss}
+        return obj_loss + con_loss, (objectives, constraints, metrics)
+
+    return loss_fn
+
+
+def make_step(problem, tx, balancer, method, mesh=None) -> Callable:
+    """The pure training step ``state -> (state, metrics)``.
+
+    With a ``mesh`` the sampled batch is split over its devices along the points (the
+    compiler inserts the all-reduces of the means and gradients); without one nothing changes.
+    """
+    loss_fn = make_loss_fn(problem, balancer, method, mesh)
+
+    def step(state: TrainState, _=None):
+        key, k_batch = jax.random.split(state.key)
+        batch = sharding_lib.shard_points(problem.sample(k_batch, state.step), mesh)
+        (loss, (objectives, constraints, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, batch, state.balancer_state, state.constraint_state)
+
+        def value_fn(p):
+            return loss_fn(p, batch, state.balancer_state, state.constraint_state)[0]
+
+        updates, opt_state = tx.update(grads, state.opt_state, state.params,
+                                       value=loss, grad=grads, value_fn=value_fn)
+        params = optax.apply_updates(state.params, updates)
+        balancer_state = balancer.update(objectives, state.params["balancer"], state.balancer_state)
+        constraint_state = method.update(constraints, state.params["constraints"], state.constraint_state)
+
+        # Non-finite guard: skip the whole update (the key and step still advance, so a
+        # stochastic failure gets a fresh batch), and count the skip.
+        ok = jnp.isfinite(loss) & _tree_finite(params) & _tree_finite(opt_state)
+        # Method states may hold +inf sentinels ("no reference yet"), so only NaN counts there.
+        ok = ok & _tree_not_nan(balancer_state) & _tree_not_nan(constraint_state)
+        new = TrainState(
+            params=_select(ok, params, state.params),
+            opt_state=_select(ok, opt_state, state.opt_state),
+            balancer_state=_select(ok, balancer_state, state.balancer_state),
+            constraint_state=_select(ok, constraint_state, state.constraint_state),
+            key=key,
+            step=state.step + 1,
+            nonfinite_run=jnp.where(ok, 0, state.nonfinite_run + 1),
+            nonfinite_total=state.nonfinite_total + (~ok).astype(jnp.int32),
+        )
+        extra = {"grad_norm": optax.tree.norm(grads)}
+        if hasattr(problem, "step_metrics"):  # cheap problem scalars (e.g. physical parameters)
+            extra.update({f"param/{k}": v for k, v in problem.step_metrics(state.params["model"]).items()})
+        return new, {"loss": loss, **metrics, **extra, "nonfinite": (~ok).astype(jnp.int32)}
+
+    return step
+
+
+def make_heldout(problem, mesh=None) -> Callable:
+    """``heldout(params, key, step) -> metrics`` on a freshly sampled batch (never a training one).
+
+    ``heldout_violation/<c>``: the reported violation of every constraint (as in training);
+    ``heldout_max_violation/<c>``: its largest violation at any point, what a certificate
+    compares with the constraint's ``tol``; ``heldout_raw/<o>``: every objective's mean;
+    ``eval/<k>``: the problem's own ``evaluate``.
+    """
+
+    def heldout(params, key, step):
+        batch = sharding_lib.shard_points(problem.sample(key, step), mesh)
+        terms = sharding_lib.shard_points(problem.terms(params["model"], batch), mesh, "term", uneven="free")
+        objectives, constraints = split_terms(terms)
+        out = {f"heldout_violation/{n}": constraints_lib.violation(c) for n, c in constraints.items()}
+        out.update({f"heldout_max_violation/{n}": constraints_lib.max_violation(c) for n, c in constraints.items()})
+        out.update({f"heldout_raw/{n}": jnp.mean(o.loss) for n, o in objectives.items()})
+        if hasattr(problem, "evaluate"):
+            out.update({f"eval/{k}": v for k, v in problem.evaluate(params["model"]).items()})
+        return out
+
+    return heldout
