@@ -25,7 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pinnopt import bench, optimizers, problems
+from pinnopt import optimizers, problems
+from pinnopt.experiments import vmapped as bench
 
 BBI = dict(learning_rate=0.0096495, delta_energy=2.0, v0=1e-4, threshold0=20, n_fixed_bounces=4, threshold1=100)
 GDM = dict(learning_rate=0.19926, momentum=0.56339)

@@ -30,7 +30,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pinnopt import bench, optimizers
+from pinnopt import optimizers
+from pinnopt.experiments import vmapped as bench
 from pinnopt.problems.toys import TestFunction, make_rastrigin
 
 FREQUENT = dict(threshold0=100, n_fixed_bounces=10, threshold1=300)

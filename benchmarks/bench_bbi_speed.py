@@ -24,7 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from pinnopt import bench, optimizers, problems
+from pinnopt import optimizers, problems
+from pinnopt.experiments import vmapped as bench
 
 ACKLEY_BBI = dict(learning_rate=0.0096495, delta_energy=2.0, v0=1e-4, threshold0=20, n_fixed_bounces=4, threshold1=100)
 ZAKHAROV_BBI = dict(learning_rate=0.0026036721, v0=1e-22, threshold0=None, threshold1=None, n_fixed_bounces=0)

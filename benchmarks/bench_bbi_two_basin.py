@@ -24,7 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pinnopt import bench, optimizers, problems
+from pinnopt import optimizers, problems
+from pinnopt.experiments import vmapped as bench
 
 BBI = dict(learning_rate=0.01, v0=1e-3, delta_energy=0.0, threshold0=20, n_fixed_bounces=1, threshold1=750)
 

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pinnopt import bench
+from pinnopt.experiments import vmapped as bench
 
 BBI = dict(learning_rate=0.0026036721, v0=1e-22, delta_energy=0.0, threshold0=None, threshold1=None,
            n_fixed_bounces=0)

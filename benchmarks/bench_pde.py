@@ -2,14 +2,14 @@
 
 Every comparison runs its configs at one step budget from the same seeds through
 ``pinnopt.solve`` and prints tables whose cells are ``median [min, max] n=seeds``
-(see ``pinnopt.pde_bench``):
+(see ``pinnopt.experiments.comparison``):
 
 - convection (beta 30 by default): ``sum`` against ``causal`` and ``causal`` inside
   ``spatial``; relative L2 error and the causal minimum weight over training;
 - pde_toy: a static 1e5 boundary penalty (the talk's loss) against the augmented Lagrangian
   on the boundary, with Adam and with BBI; relative L2 error, boundary violation, branch.
 
-Budgets (``pinnopt.pde_bench.PRESETS``): ``quick`` (a smoke run, about 2-3 minutes on two
+Budgets (``pinnopt.experiments.pde_comparisons.PRESETS``): ``quick`` (a smoke run, about 2-3 minutes on two
 busy CPU cores), ``default`` (the CPU benchmark, about 15 minutes), ``long``.
 
     python benchmarks/bench_pde.py                      # default budget, both problems
@@ -35,12 +35,12 @@ import shutil
 import tempfile
 import time
 
-from pinnopt import pde_bench
+from pinnopt.experiments import comparison, pde_comparisons
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--budget", choices=sorted(pde_bench.PRESETS), default="default",
+    parser.add_argument("--budget", choices=sorted(pde_comparisons.PRESETS), default="default",
                         help="steps and seeds per problem (default: default)")
     parser.add_argument("--quick", action="store_true", help="same as --budget quick")
     parser.add_argument("--problems", default="convection,pde_toy", help="comma-separated (default both)")
@@ -52,15 +52,15 @@ def main(argv=None) -> None:
     parser.add_argument("--out", help="write tables.txt and summary.json into this folder")
     parser.add_argument("--compile-cache", help="folder of jax's compilation cache (default: a temporary one)")
     args = parser.parse_args(argv)
-    budget = pde_bench.PRESETS["quick" if args.quick else args.budget]
+    budget = pde_comparisons.PRESETS["quick" if args.quick else args.budget]
     names = [n.strip() for n in args.problems.split(",") if n.strip()]
-    unknown = sorted(set(names) - set(pde_bench.PROBLEMS))
+    unknown = sorted(set(names) - set(pde_comparisons.PROBLEMS))
     if unknown:
-        parser.error(f"--problems: unknown {unknown}; choose among {', '.join(pde_bench.PROBLEMS)}")
+        parser.error(f"--problems: unknown {unknown}; choose among {', '.join(pde_comparisons.PROBLEMS)}")
 
     # Seeds of one config compile to one program: with the cache only the first seed compiles.
     cache = args.compile_cache or tempfile.mkdtemp(prefix="pinnopt-jax-cache-")
-    pde_bench.enable_compile_cache(cache)
+    comparison.enable_compile_cache(cache)
     start = time.perf_counter()
     comparisons = []
     try:
@@ -68,17 +68,17 @@ def main(argv=None) -> None:
             steps = args.steps or budget[name]["steps"]
             seeds = list(range(args.seed, args.seed + (args.seeds or budget[name]["seeds"])))
             select = [c.strip() for c in args.configs.split(",")] if args.configs else None
-            configs = (pde_bench.convection_configs(beta=args.beta, select=select) if name == "convection"
-                       else pde_bench.pde_toy_configs(select=select))
-            comp = pde_bench.run_comparison(name, configs, steps, seeds, log=lambda line: print(line, flush=True))
+            configs = (pde_comparisons.convection_configs(beta=args.beta, select=select) if name == "convection"
+                       else pde_comparisons.pde_toy_configs(select=select))
+            comp = comparison.run_comparison(name, configs, steps, seeds, log=lambda line: print(line, flush=True))
             comparisons.append(comp)
-            print("\n" + pde_bench.format_comparison(comp) + "\n", flush=True)
+            print("\n" + comparison.format_comparison(comp) + "\n", flush=True)
     finally:
         if args.compile_cache is None:
             shutil.rmtree(cache, ignore_errors=True)
     print(f"total wall time {time.perf_counter() - start:.0f} s")
     if args.out:
-        print("wrote " + ", ".join(pde_bench.write_outputs(comparisons, args.out)))
+        print("wrote " + ", ".join(comparison.write_outputs(comparisons, args.out)))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ import numpy as np
 import optax
 import pytest
 
-from pinnopt import bench, optimizers, problems
+from pinnopt import optimizers, problems
+from pinnopt.cli import bench as bench_cli
+from pinnopt.experiments import vmapped as bench
 
 
 def test_table_rows_files_and_text(tmp_path):
@@ -99,17 +101,17 @@ def test_bad_inputs_raise():
 
 def test_command_line(capsys, tmp_path):
     parser = argparse.ArgumentParser()
-    bench.add_arguments(parser)
+    bench_cli.add_arguments(parser)
     args = parser.parse_args(["rastrigin", "-o", "bbi,sgd", "--runs", "2", "--steps", "5", "--dim", "3",
                               "--opt-arg", "learning_rate=0.001", "--opt-arg", "sgd.momentum=0.9",
                               "--out", str(tmp_path)])
-    assert bench.cli(args) == 0
+    assert bench_cli.run(args) == 0
     out = capsys.readouterr().out
     assert "2 runs x 5 steps" in out and '"momentum": 0.9' in out and '"dim": 3' in out
     assert (tmp_path / "summary.json").exists()
     bad = parser.parse_args(["rastrigin", "-o", "sgd", "--opt-arg", "adam.learning_rate=1"])
     with pytest.raises(SystemExit, match="adam"):
-        bench.cli(bad)
+        bench_cli.run(bad)
 
 
 def test_traced_hyperparameters_per_run_match_fixed_ones():

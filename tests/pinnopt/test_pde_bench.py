@@ -8,7 +8,9 @@ import jax
 import numpy as np
 import pytest
 
-from pinnopt import pde_bench as B
+from pinnopt.cli import bench as bench_cli
+from pinnopt.experiments import comparison as B
+from pinnopt.experiments import pde_comparisons as P
 from pinnopt.terms import Constraint, Objective
 
 CELL = re.compile(r"^(-?[0-9.e+-]+) \[(-?[0-9.e+-]+), (-?[0-9.e+-]+)\] n=(\d+)( \+\d+ diverged)?$")
@@ -33,7 +35,7 @@ def test_spread_and_its_format():
 
 @pytest.fixture(scope="module")
 def convection():
-    configs = B.convection_configs(beta=5.0, n_chunks=4, spatial_width=4, select=["sum", "spatial+causal"],
+    configs = P.convection_configs(beta=5.0, n_chunks=4, spatial_width=4, select=["sum", "spatial+causal"],
                                    **TINY_CONVECTION)
     return B.run_comparison("convection", configs, steps=6, seeds=[0, 1], chunk=6)
 
@@ -72,7 +74,7 @@ def test_convection_min_weight_over_training(convection):
 
 
 def test_pde_toy_branches_are_counted_over_seeds():
-    configs = B.pde_toy_configs(select=["al/adam"], **TINY_TOY)
+    configs = P.pde_toy_configs(select=["al/adam"], **TINY_TOY)
     comp = B.run_comparison("pde_toy", configs, steps=2, seeds=[0, 1], chunk=2)
     rows = cells(B.format_table(comp))
     branch_col = [h for h, _ in comp.columns].index("branch") + 1
@@ -84,7 +86,7 @@ def test_pde_toy_branches_are_counted_over_seeds():
 
 
 def test_pde_toy_penalty_is_the_talks_loss():
-    penalty, al_mean = B.pde_toy_configs(select=["penalty/adam", "al-mean/adam"], **TINY_TOY)
+    penalty, al_mean = P.pde_toy_configs(select=["penalty/adam", "al-mean/adam"], **TINY_TOY)
     problem = B.build_problem(penalty)
     params = problem.init(jax.random.key(0))
     terms = problem.terms(params, problem.sample(jax.random.key(1), 0))
@@ -96,7 +98,7 @@ def test_pde_toy_penalty_is_the_talks_loss():
 
 
 def test_squared_constraints_square_equalities_and_name_bad_terms():
-    config = B.pde_toy_configs(select=["al/adam"], **TINY_TOY)[0]
+    config = P.pde_toy_configs(select=["al/adam"], **TINY_TOY)[0]
     wrapped = B.build_problem(config)
     plain = wrapped.problem
     params = wrapped.init(jax.random.key(0))
@@ -120,42 +122,34 @@ def test_diverged_runs_are_counted_not_hidden():
 
 
 def test_comparison_options_route_settings():
-    opts = B.comparison_options("convection", {"beta": 50.0, "eps": 1.0, "harmonics": 2},
+    opts = P.comparison_options("convection", {"beta": 50.0, "eps": 1.0, "harmonics": 2},
                                 {"learning_rate": 1e-3, "b1": 0.8}, None, None)
     assert opts["eps"] == 1.0 and opts["beta"] == 50.0 and opts["problem"] == {"harmonics": 2}
     assert opts["learning_rate"] == 1e-3 and opts["optimizer_kwargs"] == {"b1": 0.8}
-    configs = B.convection_configs(**opts)
+    configs = P.convection_configs(**opts)
     assert all(c.problem_kwargs["beta"] == 50.0 and c.problem_kwargs["harmonics"] == 2 for c in configs)
     assert all(c.optimizer_kwargs == {"b1": 0.8} and c.balancing_kwargs["weights"] == {"ic": 100.0}
                for c in configs if c.balancing != "spatial")
-    toy = B.comparison_options("pde_toy", {"penalty_weight": 1e4}, {"bbi.learning_rate": 1e-4}, ["bbi"], None)
+    toy = P.comparison_options("pde_toy", {"penalty_weight": 1e4}, {"bbi.learning_rate": 1e-4}, ["bbi"], None)
     assert toy["bbi"] == {"learning_rate": 1e-4} and toy["select"] == ["penalty/bbi", "al/bbi"]
-    labels = [c.label for c in B.pde_toy_configs(**toy)]
+    labels = [c.label for c in P.pde_toy_configs(**toy)]
     assert labels == ["penalty/bbi", "al/bbi"]
     with pytest.raises(ValueError, match="'sgd' is not among"):
-        B.comparison_options("pde_toy", {}, {"sgd.learning_rate": 1.0}, None, None)
+        P.comparison_options("pde_toy", {}, {"sgd.learning_rate": 1.0}, None, None)
     with pytest.raises(ValueError, match="not 'rastrigin'"):
-        B.comparison_options("rastrigin", {}, {}, None, None)
+        P.comparison_options("rastrigin", {}, {}, None, None)
     with pytest.raises(ValueError, match="unknown config"):
-        B.convection_configs(select=["causal", "nope"])
+        P.convection_configs(select=["causal", "nope"])
 
 
 def test_cli_runs_the_comparison_and_writes_tables(tmp_path, capsys):
     parser = argparse.ArgumentParser()
-    parser.add_argument("problem")
-    parser.add_argument("--steps", type=int)
-    parser.add_argument("--runs", type=int)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("-p", "--problem-arg", action="append")
-    parser.add_argument("--opt-arg", action="append")
-    parser.add_argument("-o", "--optimizers")
-    parser.add_argument("--out")
-    B.add_arguments(parser)
+    bench_cli.add_arguments(parser)
     args = parser.parse_args(["convection", "--steps", "4", "--runs", "2", "--seed", "3", "--configs", "sum",
                               "-p", "width=8", "-p", "depth=1", "-p", "n_points=16", "-p", "n_ic=8",
                               "-p", "n_eval_t=3", "-p", "n_eval_x=4", "--opt-arg", "learning_rate=0.01",
                               "--out", str(tmp_path)])
-    assert B.cli(args) == 0
+    assert bench_cli.run(args) == 0
     out = capsys.readouterr().out
     assert "[convection] sum, seed 3" in out and "[convection] sum, seed 4" in out and "n=2" in out
     summary = json.loads((tmp_path / "summary.json").read_text())

@@ -1,4 +1,4 @@
-"""The benchmark engine behind ``pinnopt bench``: many independent runs as one computation.
+"""The vmapped benchmark engine behind ``pinnopt bench``: many independent runs as one computation.
 
 A table compares optimizers on one problem. For each optimizer, all runs are a single
 compiled ``jax.vmap`` (over runs) of a ``lax.scan`` (over steps): run r starts from
@@ -21,7 +21,7 @@ Python API::
     print(format_table(table))
 
 ``run_batch`` is the single-optimizer building block (explicit starts, stop condition,
-loss curves) that the scripts in ``benchmarks/`` use.
+loss curves) that the scripts in ``benchmarks/`` use. The command line is ``pinnopt.cli.bench``.
 """
 from __future__ import annotations
 
@@ -415,77 +415,5 @@ def plot_table(table: BenchTable, plot_dir: str) -> list[str]:
     return written
 
 
-# ---------------------------------------------------------------------------------------------
-# Command line (wired by ``pinnopt.cli``: ``pinnopt bench PROBLEM -o bbi,adam ...``)
-def add_arguments(parser) -> None:
-    parser.add_argument("problem", help="problem name (see `pinnopt list`)")
-    parser.add_argument("--optimizers", "-o", default=None,
-                        help="comma-separated optimizer names (default bbi,adam,sgd; pde_toy: adam,bbi; "
-                             "convection: adam)")
-    parser.add_argument("--runs", type=int, default=None,
-                        help="independent runs per optimizer (default 10; PDE problems: seeds, from --budget)")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="steps per run (default 1000; PDE problems: from --budget)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the starts and the runs (default 0)")
-    parser.add_argument("--dim", type=int, help="dimension of a test function (same as -p dim=N)")
-    parser.add_argument("-p", "--problem-arg", action="append", metavar="KEY=VALUE", help="problem option")
-    parser.add_argument("--opt-arg", action="append", metavar="[NAME.]KEY=VALUE",
-                        help="optimizer hyperparameter; NAME. limits it to one optimizer "
-                             "(e.g. bbi.delta_energy=2, sgd.momentum=0.9, learning_rate=0.01 for all)")
-    parser.add_argument("--threshold", type=float, default=1e-3,
-                        help="success: best loss within this of the known minimum (default 1e-3)")
-    parser.add_argument("--record-every", type=int, help="steps between points of the loss curves")
-    parser.add_argument("--x64", action="store_true", help="run in float64")
-    parser.add_argument("--out", help="write table.txt, summary.json and plots/ into this folder")
-    from pinnopt import pde_bench
-
-    pde_bench.add_arguments(parser)  # --budget, --configs, --compile-cache for the PDE comparisons
-
-
-def _split_opt_args(items, names) -> dict:
-    from pinnopt.cli import parse_assignments
-
-    out = {n: {} for n in names}
-    for key, val in parse_assignments(items, "--opt-arg").items():
-        target, _, hp = key.rpartition(".")
-        if target and target not in out:
-            raise SystemExit(f"error: --opt-arg {key}: {target!r} is not among --optimizers {','.join(names)}")
-        for n in ([target] if target else names):
-            out[n][hp] = val
-    return {n: hp for n, hp in out.items() if hp}
-
-
-def cli(args) -> int:
-    from pinnopt import pde_bench
-    from pinnopt.cli import parse_assignments
-
-    # PDE problems are compared through the full solve loop (balancers, constraint methods).
-    if args.problem in pde_bench.PROBLEMS:
-        return pde_bench.cli(args)
-    args.optimizers = args.optimizers or "bbi,adam,sgd"
-    args.runs = 10 if args.runs is None else args.runs
-    args.steps = 1000 if args.steps is None else args.steps
-    names = [n.strip() for n in args.optimizers.split(",") if n.strip()]
-    problem_kwargs = parse_assignments(args.problem_arg, "--problem-arg")
-    if args.dim is not None:
-        problem_kwargs["dim"] = args.dim
-    kwargs = dict(runs=args.runs, steps=args.steps, seed=args.seed, problem_kwargs=problem_kwargs,
-                  optimizer_kwargs=_split_opt_args(args.opt_arg, names), out_dir=args.out,
-                  success_threshold=args.threshold, record_every=args.record_every)
-    try:
-        if args.x64:
-            with jax.enable_x64(True):
-                table = run_bench(args.problem, names, dtype=jnp.float64, **kwargs)
-        else:
-            table = run_bench(args.problem, names, **kwargs)
-    except ValueError as err:
-        raise SystemExit(f"error: {err}")
-    print(format_table(table))
-    if args.out:
-        print(f"wrote {args.out}/table.txt, summary.json, plots/")
-    return 0
-
-
 __all__ = ["BatchResult", "BenchRow", "BenchTable", "run_batch", "run_bench", "format_table",
-           "write_outputs", "plot_table", "summarize", "reseed_state", "objective_value", "initial_params",
-           "add_arguments", "cli"]
+           "write_outputs", "plot_table", "summarize", "reseed_state", "objective_value", "initial_params"]
