@@ -2,7 +2,7 @@
 
 Everything a metric "needs" as a source, T_eff, is read off the Einstein tensor; with
 ``cosmological_constant = 0`` a dark-energy component counts as part of T_eff, with the true
-Lambda it does not. Units: c = 1, H0 = 1 (``cosmology.metric``) and kappa = 8 pi G with
+Lambda it does not. Units: c = 1, H0 = 1 (``cosmology.conventions``) and kappa = 8 pi G with
 G = 1, so the critical density today is 3 / kappa.
 
 Energy density and principal pressures (rho, p_1, p_2, p_3):
@@ -44,12 +44,11 @@ from typing import NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
+from cosmology.conventions import ETA, KAPPA
 from cosmology.geometry import MetricFn, curvature
 from cosmology.kinematics import orthonormal_frame, symmetric_eigenvalues
 
-KAPPA = 8.0 * math.pi  # Einstein's constant 8 pi G with G = c = 1
 CONDITIONS = ("weak", "null", "strong", "dominant", "ricci")
-_ETA = (-1.0, 1.0, 1.0, 1.0)
 
 
 class PrincipalStresses(NamedTuple):
@@ -91,7 +90,7 @@ def principal_stresses(t_frame: jax.Array, method: str = "eigen") -> PrincipalSt
         return PrincipalStresses(rho_obs, p_obs, jnp.zeros((), bool))
 
     dtype = t_frame.dtype
-    eta = jnp.asarray(_ETA, dtype)
+    eta = jnp.asarray(ETA, dtype)
     values, vectors = jnp.linalg.eig(jax.lax.stop_gradient(eta[:, None] * t_frame))
     vectors = jnp.real(vectors).astype(dtype)  # real for real eigenvalues (the type I case)
     norms = jnp.einsum("ak,a,ak->k", vectors, eta, vectors)  # eta(v, v)

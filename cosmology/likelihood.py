@@ -28,9 +28,9 @@ import numpy as np
 import scipy.linalg
 import scipy.optimize
 
+from cosmology.conventions import C_KM_S
 from cosmology.data import SupernovaSample, cholesky
 
-C_KM_S = 299792.458  # speed of light, km/s
 MARGINALISE = "marginalise"
 
 

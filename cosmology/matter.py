@@ -1,7 +1,7 @@
 """Comoving dust and a cosmological constant as the source of Einstein's equations.
 
-Units are those of :mod:`cosmology.metric` (c = 1, H0 = 1: times in 1/H0, lengths in c/H0)
-and :mod:`cosmology.energy` (kappa = 8 pi G = 8 pi), so kappa rho is a curvature (1/length^2)
+Units are those of :mod:`cosmology.conventions` (c = 1, H0 = 1: times in 1/H0, lengths in c/H0)
+and kappa = 8 pi G = 8 pi (``conventions.KAPPA``), so kappa rho is a curvature (1/length^2)
 and the critical density today is kappa rho_c = 3 H0^2 = 3. Everything here works with
 kappa rho and kappa T directly, never with rho alone.
 

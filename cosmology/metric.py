@@ -1,8 +1,7 @@
 """Metric networks (flax.linen): a general 10-component metric, a synchronous-gauge one, FLRW.
 
-Units, stated once for the whole plugin: c = 1 and H0 = 1. Times are in units of the Hubble
-time 1/H0 (9.78/h Gyr), lengths in units of the Hubble length c/H0 (2998/h Mpc). Today is
-t = 0 with a(0) = 1; the past is t < 0 (the observer sits at t = 0 at the spatial origin).
+Units and the observer are those of :mod:`cosmology.conventions`: c = H0 = 1 (times in 1/H0,
+lengths in c/H0), today at t = 0 with a(0) = 1, the past at t < 0.
 
 Every network maps one point ``x = (t, x, y, z)``, shape (4,), to ``g_ab``, shape (4, 4), so
 ``metric_fn = lambda x: model.apply(params, x)`` works with every function of
@@ -26,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cosmology.conventions import ETA, H0
 from cosmology.geometry import (
     DIM,
     PAIRS,
@@ -37,9 +37,6 @@ from cosmology.geometry import (
     jet_product,
     time_jet,
 )
-
-H0 = 1.0  # the Hubble rate today, in code units (times in 1/H0, lengths in c/H0)
-
 
 # ----------------------------------------------------------------------------- background
 
@@ -285,7 +282,6 @@ def bounded_outputs(u: Jet, bound: jax.Array, exponentiate: jax.Array) -> Jet:
     return jet_map(u, f, df, ddf)
 
 
-_ETA = (-1.0, 1.0, 1.0, 1.0)
 # Where the entries of the coframe C^A_m go (row-major 4x4 slot 4 A + m): GeneralMetric's
 # 10 scaled outputs [N, N b0, N b1, N b2, a d0, a d1, a d2, a s0, a s1, a s2] and
 # SynchronousMetric's 7 [1, a d0, a d1, a d2, a s0, a s1, a s2] (d: the diagonal of L_hat,
@@ -307,7 +303,7 @@ def _quadratic_form(slots):
                 if i is None or j is None:
                     continue
                 target = np.zeros((DIM, DIM))
-                target[m, n] = target[n, m] = _ETA[a]
+                target[m, n] = target[n, m] = ETA[a]
                 left.append(i), right.append(j), targets.append(target.ravel())
     select = lambda idx: np.eye(len(slots))[:, idx]
     return select(left), select(right), np.stack(targets)

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cosmology import kinematics, likelihood, supernovae
-from cosmology.problem import OBSERVER
+from cosmology.conventions import OBSERVER
 
 
 def _plt():

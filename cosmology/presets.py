@@ -32,7 +32,7 @@ below and recovers the injected Omega_m (0.3495 of 0.35: ``bench_injection.py --
 Units: a preset states its times and lengths in its own unit ``unit_mpc`` (megaparsecs per
 unit; the default is the Hubble length c/H0 for H0 = ``REFERENCE_H0``) with the observer at
 ``t_observer``. Everything else, the network's input included, runs in the code units of
-:mod:`cosmology.metric` (c = H0 = 1, observer at t = 0); see :func:`CosmologyConfig.to_code_time`.
+:mod:`cosmology.conventions` (c = H0 = 1, observer at t = 0); see :func:`CosmologyConfig.to_code_time`.
 """
 from __future__ import annotations
 
@@ -40,10 +40,7 @@ import dataclasses
 import math
 from typing import Optional
 
-from cosmology.likelihood import C_KM_S
-
-REFERENCE_H0 = 70.0  # km/s/Mpc: only converts a preset's length unit into code units
-HUBBLE_LENGTH_MPC = C_KM_S / REFERENCE_H0  # the code unit of length, 4282.7 Mpc
+from cosmology.conventions import HUBBLE_LENGTH_MPC, REFERENCE_H0
 
 METRICS = ("general", "synchronous", "flrw")
 ENERGY_CONDITIONS = ("weak", "ricci", "none")

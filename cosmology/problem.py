@@ -41,12 +41,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from cosmology import energy, kinematics, matter, raytrace, supernovae
+from cosmology.conventions import OBSERVER
 from cosmology.geometry import curvature_from_jet, metric_jet
 from cosmology.metric import Background, FLRWMetric, GeneralMetric, SynchronousMetric, bind, init_params
 from cosmology.presets import CosmologyConfig, get_flrw_control, get_preset
 from pinnopt.terms import Constraint, Objective
 
-OBSERVER = np.zeros(4, np.float32)  # today, at the spatial origin (code units)
 ENERGY_TERM = {"weak": "weak_energy", "ricci": "ricci_positive"}
 
 

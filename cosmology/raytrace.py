@@ -1,7 +1,7 @@
 """Light rays through a metric: null geodesics, covariant redshift, area and luminosity distance.
 
 Conventions: signature (-,+,+,+), c = 1, coordinates (t, x, y, z), the units of
-:mod:`cosmology.metric` (H0 = 1: lengths in c/H0, times in 1/H0, today at t = 0).
+:mod:`cosmology.conventions` (H0 = 1: lengths in c/H0, times in 1/H0, today at t = 0).
 
 Observer and sky
     The observer at the event ``observer`` has 4-velocity u_O, by default the comoving

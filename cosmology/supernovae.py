@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cosmology import likelihood, raytrace
+from cosmology.conventions import C_KM_S
 from cosmology.data import SupernovaSample
 
 
@@ -201,7 +202,7 @@ def hubble_constant(d_l: jax.Array, data: SupernovaData, hubble_code: jax.Array)
     (MU_SH0ES carries the SH0ES absolute magnitude).
     """
     offset = likelihood.best_offset(data.whitening, likelihood.distance_modulus(d_l * data.helio * hubble_code) - 25.0)
-    return likelihood.C_KM_S / 10.0 ** ((offset - 25.0) / 5.0)
+    return C_KM_S / 10.0 ** ((offset - 25.0) / 5.0)
 
 
 __all__ = [

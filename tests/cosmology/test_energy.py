@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 from cosmology import energy, metric
+from cosmology.conventions import KAPPA
 from pinnopt import Constraint
-
-KAPPA = energy.KAPPA
 TOL = 1e-10
 
 
