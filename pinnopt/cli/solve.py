@@ -21,6 +21,7 @@ from pinnopt.cli.options import non_negative_int, parse_assignments, positive_in
 from pinnopt.cli.report import add_problem_summary, format_summary, plot_all
 from pinnopt.io.checkpoint import Checkpointer
 from pinnopt.problems.user import is_spec, load_factory, resolve_spec, spec_label
+from pinnopt.registry import check_options
 from pinnopt.training import NonFiniteError, init_state, solve
 
 DEFAULTS = {"optimizer": "adam", "constraints": "al", "balancing": "sum", "steps": 1000, "seed": 0, "chunk": 250}
@@ -131,6 +132,7 @@ def build_problem(name: str, kwargs: dict):
     if not is_spec(name):
         return problems.get(name, **kwargs)
     factory = load_factory(name)
+    check_options(f"problem {name!r}", factory, kwargs)  # the registry's checks, for a factory of one's own
     try:
         return factory(**kwargs)
     except TypeError as err:

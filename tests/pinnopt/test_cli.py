@@ -47,3 +47,23 @@ def test_parse_assignments():
         {"a": 1, "b": 0.5, "c": {"x": 2}, "d": "name", "e": True}
     with pytest.raises(SystemExit, match="key=value"):
         parse_assignments(["oops"], "t")
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--steps", "-5"], "--steps"),
+    (["--lr", "-1"], "learning_rate"),
+    (["-p", "nosuch=1"], "nosuch"),
+    (["-p", "dim=abc"], "'dim'"),
+    (["--seed", "-1"], "--seed"),
+    (["-c", "nosuch"], "nosuch"),
+])
+def test_a_bad_option_stops_before_the_run_directory(tmp_path, capsys, flags, says):
+    runs = tmp_path / "runs"
+    with pytest.raises(SystemExit) as exc:
+        main(["solve", "rastrigin", "--runs", str(runs), "--name", "bad", "--no-progress", *flags])
+    # A clean exit: a message (argparse prints its own and exits 2), no traceback, no directory.
+    captured = capsys.readouterr()
+    message = str(exc.value.code) if isinstance(exc.value.code, str) else captured.err
+    assert says in message, message
+    assert "run directory" not in captured.out
+    assert not runs.exists()
