@@ -79,6 +79,8 @@ def _expected_type(param: inspect.Parameter) -> Optional[type]:
         ann = {"int": int, "float": float, "bool": bool, "str": str}.get(ann.strip(), None)
     if ann in _TYPE_NAMES:
         return ann
+    if param.annotation is not inspect.Parameter.empty:  # Union, Optional, an alias: not checked here
+        return None
     default = param.default
     if default is inspect.Parameter.empty or default is None:
         return None

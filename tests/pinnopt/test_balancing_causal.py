@@ -183,5 +183,6 @@ def test_validation_against_the_points():
         balancing.get("causal").init(KEY, {"r": obj})
     with pytest.raises(ValueError, match="time_axis 2 is out of range"):
         balancing.get("causal", n_chunks=4, time_axis=2).init(KEY, {"r": obj})
-    with pytest.raises(ValueError, match="shape \\(N, d\\)"):
+    # Mismatched points and coords are refused when the term is built, before any balancer sees it.
+    with pytest.raises(ValueError, match="loss has 5 points but coords has 10 rows"):
         balancing.get("causal", n_chunks=4).init(KEY, {"r": Objective(obj.loss[:5], obj.coords)})

@@ -31,9 +31,9 @@ def test_update_compiles_once_and_preserves_float32_state(name):
     @jax.jit
     def update(cons, state):
         traces.append(None)
-        return method.update(cons, state)
+        return method.update(cons, {}, state)
 
-    state = method.init(cons)
+    state = method.init(None, cons)[1]
     for _ in range(5):
         new = update(cons, state)
         assert jax.tree.structure(new) == jax.tree.structure(state)
@@ -49,12 +49,12 @@ def test_update_compiles_once_and_preserves_float32_state(name):
 def test_state_is_a_scan_carry(name):
     # A carry whose dtype or weak type changed in the body would be refused by lax.scan.
     method, cons = constraints.get(name), example()
-    state = method.init(cons)
-    final, losses = jax.jit(lambda s: jax.lax.scan(lambda s, _: (method.update(cons, s), method.loss(cons, s)[0]),
+    state = method.init(None, cons)[1]
+    final, losses = jax.jit(lambda s: jax.lax.scan(lambda s, _: (method.update(cons, {}, s), method.loss(cons, {}, s)[0]),
                                                    s, None, length=7))(state)
     assert isinstance(final, ConstraintState) and int(final.count) == 7 and losses.shape == (7,)
     # Deterministic: the same inputs give the same state bit for bit.
-    again = jax.jit(lambda s: jax.lax.scan(lambda s, _: (method.update(cons, s), None), s, None, length=7)[0])(state)
+    again = jax.jit(lambda s: jax.lax.scan(lambda s, _: (method.update(cons, {}, s), None), s, None, length=7)[0])(state)
     assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(final), jax.tree.leaves(again)))
 
 
@@ -69,21 +69,21 @@ def x64():
 @pytest.mark.parametrize("name", ["penalty", "al"])
 def test_float64_constraints_leave_the_state_float32(name, x64):
     method, cons = constraints.get(name), example(dtype=jnp.float64)
-    state = jax.jit(method.update)(cons, method.init(cons))
+    state = jax.jit(method.update)(cons, {}, method.init(None, cons)[1])
     assert {leaf.dtype for leaf in jax.tree.leaves(state)} <= {jnp.dtype("float32"), jnp.dtype("int32")}
 
 
 @pytest.mark.parametrize("name", ["penalty", "al"])
 def test_bfloat16_constraints_leave_the_state_float32(name):
     method, cons = constraints.get(name), example(dtype=jnp.bfloat16)
-    state = jax.jit(method.update)(cons, method.init(cons))
+    state = jax.jit(method.update)(cons, {}, method.init(None, cons)[1])
     assert {leaf.dtype for leaf in jax.tree.leaves(state)} <= {jnp.dtype("float32"), jnp.dtype("int32")}
 
 
 @pytest.mark.parametrize("name", METHODS)
 def test_metrics_are_flat_scalars_and_violation_is_the_same_for_every_method(name):
     method, cons = constraints.get(name), example()
-    loss, metrics = jax.jit(method.loss)(cons, method.init(cons))
+    loss, metrics = jax.jit(method.loss)(cons, {}, method.init(None, cons)[1])
     assert loss.shape == () and loss.dtype == jnp.float32
     assert all(v.shape == () for v in metrics.values())
     x = np.linspace(-1.0, 1.0, 5)
@@ -101,39 +101,39 @@ def test_metrics_are_flat_scalars_and_violation_is_the_same_for_every_method(nam
 @pytest.mark.parametrize("name", METHODS)
 def test_no_constraints(name):
     method = constraints.get(name)
-    state = method.init({})
-    loss, metrics = jax.jit(method.loss)({}, state)
+    state = method.init(None, {})[1]
+    loss, metrics = jax.jit(method.loss)({}, {}, state)
     assert float(loss) == 0.0 and loss.dtype == jnp.float32 and metrics == {}
-    state = jax.jit(method.update)({}, state)
+    state = jax.jit(method.update)({}, {}, state)
     assert int(state.count) == 1
-    assert float(jax.grad(lambda s: method.loss({}, state)[0] + s)(1.0)) == 1.0
+    assert float(jax.grad(lambda s: method.loss({}, {}, state)[0] + s)(1.0)) == 1.0
 
 
 def test_none_ignores_constraints_but_reports_them():
     method, cons = constraints.get("none"), example()
-    state = method.init(cons)
-    loss, metrics = method.loss(cons, state)
+    state = method.init(None, cons)[1]
+    loss, metrics = method.loss(cons, {}, state)
     assert float(loss) == 0.0 and float(metrics["violation/total"]) == 1.0
-    grad = jax.grad(lambda v: method.loss({**cons, "bc": Constraint(v, "eq")}, state)[0])(cons["bc"].value)
+    grad = jax.grad(lambda v: method.loss({**cons, "bc": Constraint(v, "eq")}, {}, state)[0])(cons["bc"].value)
     assert not np.any(np.asarray(grad))
 
 
 def test_gradient_flows_through_the_constraint_values():
     method = constraints.get("penalty", mu_init=4.0)
-    grad = jax.grad(lambda v: method.loss({"c": Constraint(v, "ineq")}, method.init({"c": Constraint(v, "ineq")}))[0])
-    # d/dv of mu/2 (mean max(0, v))^2 = mu c * 1[v > 0] / N, c = (2 + 0) / 2 = 1.
-    np.testing.assert_allclose(np.asarray(grad(jnp.array([2.0, -1.0]))), [2.0, 0.0], rtol=1e-6)
+    grad = jax.grad(lambda v: method.loss({"c": Constraint(v, "ineq")}, {}, method.init(None, {"c": Constraint(v, "ineq")})[1])[0])
+    # d/dv of mu/2 mean(max(0, v)^2) = mu max(0, v) / N = 4 * 2 / 2 at the violated point.
+    np.testing.assert_allclose(np.asarray(grad(jnp.array([2.0, -1.0]))), [4.0, 0.0], rtol=1e-6)
 
 
 def test_state_for_other_constraints_is_refused():
     method = constraints.get("al")
-    state = method.init(example())
+    state = method.init(None, example())[1]
     with pytest.raises(ValueError, match="missing.*wec"):
-        method.loss({"bc": example()["bc"], "total": example()["total"]}, state)
+        method.loss({"bc": example()["bc"], "total": example()["total"]}, {}, state)
     with pytest.raises(ValueError, match="unexpected.*extra"):
-        method.update({**example(), "extra": example()["bc"]}, state)
+        method.update({**example(), "extra": example()["bc"]}, {}, state)
     with pytest.raises(TypeError, match="bc"):
-        method.init({"bc": jnp.zeros(3)})
+        method.init(None, {"bc": jnp.zeros(3)})[1]
 
 
 @pytest.mark.parametrize("name, options, match", [
@@ -176,14 +176,14 @@ def test_unknown_method_names_the_closest():
 def test_bad_per_constraint_options_are_refused_at_init(name, options, match):
     method = constraints.get(name, **options)
     with pytest.raises(ValueError, match=match):
-        method.init(example())
+        method.init(None, example())[1]
 
 
 def test_per_constraint_options_reach_the_state():
-    method = constraints.get("al", mu_init={"bc": 100.0}, lam_init={"bc": -3.0, "wec": 2.0})
-    state = method.init(example())
+    method = constraints.get("al", mu_init={"bc": 100.0}, lam_init={"total": -3.0, "wec": 2.0})
+    state = method.init(None, example())[1]
     assert float(state.penalty.mu["bc"]) == 100.0 and float(state.penalty.mu["wec"]) == 1.0
-    assert float(state.multipliers["bc"]) == -3.0 and float(state.multipliers["total"]) == 0.0
+    assert float(state.multipliers["total"]) == -3.0 and float(state.multipliers["bc"]) == 0.0
 
 
 def test_schedule_validates_its_own_options():

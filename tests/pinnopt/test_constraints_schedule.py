@@ -107,11 +107,13 @@ signed_values = st.lists(st.floats(-100, 100, width=32), min_size=1, max_size=30
 @given(signed_values, st.integers(1, 3), st.sampled_from(["hinge", "phr"]))
 def test_inequality_multipliers_stay_non_negative(values, update_every, form):
     method = constraints.get("al", update_every=update_every, check_every=2, inequality=form)
-    state = method.init({"g": Constraint(jnp.zeros(2), "ineq")})
+    # PHR enforces the mean, so there the constraint is declared a mean one.
+    aggregate = "mean" if form == "phr" else "pointwise"
+    state = method.init(None, {"g": Constraint(jnp.zeros(2), "ineq", aggregate=aggregate)})[1]
     for v in values:
         # Two points per constraint: one at v, one at -v / 2, so the mean and the hinge differ.
-        con = {"g": Constraint(jnp.array([v, -v / 2], jnp.float32), "ineq")}
-        new = method.update(con, state)
+        con = {"g": Constraint(jnp.array([v, -v / 2], jnp.float32), "ineq", aggregate=aggregate)}
+        new = method.update(con, {}, state)
         assert float(new.multipliers["g"]) >= 0.0
         if form == "hinge":  # lam c with c >= 0: the hinge multiplier can only grow
             assert float(new.multipliers["g"]) >= float(state.multipliers["g"])
@@ -123,22 +125,23 @@ def test_inequality_multipliers_stay_non_negative(values, update_every, form):
 def test_equality_multipliers_follow_the_signed_violation(values):
     # All-negative equality residuals push the multiplier below zero: lam = sum mu_k c_k < 0.
     method = constraints.get("al", adaptive=False, mu_init=2.0)
-    state = method.init({"h": Constraint(jnp.zeros(()), "eq")})
+    state = method.init(None, {"h": Constraint(jnp.zeros(()), "eq")})[1]
     for v in values:
-        state = method.update({"h": Constraint(jnp.float32(v), "eq")}, state)
+        state = method.update({"h": Constraint(jnp.float32(v), "eq")}, {}, state)
     np.testing.assert_allclose(float(state.multipliers["h"]), 2.0 * np.sum(np.float32(values)), rtol=1e-4)
     assert float(state.multipliers["h"]) < 0
 
 
 def test_phr_inequality_multiplier_comes_back_down():
     method = constraints.get("al", adaptive=False, inequality="phr", lam_init=3.0)
-    state = method.init({"g": Constraint(jnp.zeros(()), "ineq")})
-    state = method.update({"g": Constraint(jnp.float32(-1.0), "ineq")}, state)
+    state = method.init(None, {"g": Constraint(jnp.zeros(()), "ineq")})[1]
+    state = method.update({"g": Constraint(jnp.float32(-1.0), "ineq")}, {}, state)
     assert float(state.multipliers["g"]) == 2.0  # max(0, 3 + 1 * (-1))
-    state = method.update({"g": Constraint(jnp.float32(-5.0), "ineq")}, state)
+    state = method.update({"g": Constraint(jnp.float32(-5.0), "ineq")}, {}, state)
     assert float(state.multipliers["g"]) == 0.0
     hinge = constraints.get("al", adaptive=False, lam_init=3.0)
-    state = hinge.update({"g": Constraint(jnp.float32(-1.0), "ineq")}, hinge.init({"g": Constraint(jnp.zeros(()), "ineq")}))
+    state = hinge.update({"g": Constraint(jnp.float32(-1.0), "ineq")}, {},
+                         hinge.init(None, {"g": Constraint(jnp.zeros(()), "ineq")})[1])
     assert float(state.multipliers["g"]) == 3.0  # c = max(0, -1) = 0
 
 
@@ -146,22 +149,22 @@ def test_phr_loss_is_smooth_and_matches_the_hinge_when_violated():
     phr = constraints.get("al", inequality="phr", lam_init=2.0, mu_init=4.0)
     hinge = constraints.get("al", lam_init=2.0, mu_init=4.0)
     con = lambda g: {"g": Constraint(jnp.asarray(g, jnp.float32), "ineq")}
-    s_phr, s_hinge = phr.init(con(0.0)), hinge.init(con(0.0))
+    s_phr, s_hinge = phr.init(None, con(0.0))[1], hinge.init(None, con(0.0))[1]
     for g in [0.3, 1.0]:
-        np.testing.assert_allclose(float(phr.loss(con(g), s_phr)[0]), float(hinge.loss(con(g), s_hinge)[0]), rtol=1e-6)
+        np.testing.assert_allclose(float(phr.loss(con(g), {}, s_phr)[0]), float(hinge.loss(con(g), {}, s_hinge)[0]), rtol=1e-6)
     # Just inside: the PHR term still has slope lam (continuous), the hinge term is flat.
-    slope = lambda method, state: float(jax.grad(lambda g: method.loss(con(g), state)[0])(jnp.float32(-1e-3)))
+    slope = lambda method, state: float(jax.grad(lambda g: method.loss(con(g), {}, state)[0])(jnp.float32(-1e-3)))
     np.testing.assert_allclose(slope(phr, s_phr), 2.0 - 4.0 * 1e-3, rtol=1e-5)
     assert slope(hinge, s_hinge) == 0.0
     # Far inside (lam + mu g < 0) the PHR loss is the constant -lam^2 / (2 mu).
-    np.testing.assert_allclose(float(phr.loss(con(-10.0), s_phr)[0]), -0.5, rtol=1e-6)
+    np.testing.assert_allclose(float(phr.loss(con(-10.0), {}, s_phr)[0]), -0.5, rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["penalty", "al"])
 def test_schedule_inside_the_method_raises_mu_on_a_stalled_violation(name):
     method = constraints.get(name, check_every=2, factor=10.0)
     cons = {"c": Constraint(jnp.ones(3), "eq")}
-    state, update = method.init(cons), jax.jit(method.update)
+    state, update = method.init(None, cons)[1], jax.jit(method.update)
     for _ in range(4):
-        state = update(cons, state)
+        state = update(cons, {}, state)
     assert float(state.penalty.mu["c"]) == 10.0
