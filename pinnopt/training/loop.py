@@ -70,12 +70,16 @@ def _postfix(row: dict) -> dict:
 
 def run_chunks(state, options: LoopOptions, *, run_chunk: Callable, heldout: Callable[[object, int], dict],
                on_rows: Callable[[list], None], diagnose: Callable[[object], list],
-               save: Optional[Callable[[int, object], None]] = None):
-    """Advance ``state`` to ``options.steps``; returns ``(state, error or None)``.
+               save: Optional[Callable[[int, object], None]] = None,
+               should_stop: Optional[Callable[[dict], Optional[str]]] = None):
+    """Advance ``state`` to ``options.steps``; returns ``(state, error or None, stopped early: reason or None)``.
 
     ``run_chunk(state, n) -> (state, metrics)`` runs n compiled steps; ``heldout(state, step)``
     evaluates on fresh points; ``on_rows(rows)`` receives each chunk's metrics rows;
-    ``diagnose(state)`` gives warnings (each shown once); ``save(step, state)`` checkpoints.
+    ``diagnose(state)`` gives warnings (each shown once); ``save(step, state)`` checkpoints;
+    ``should_stop(metrics)``, given a chunk's per-step metrics, says why to end now (or None):
+    the reason goes into the chunk's last row as ``phase_end``, with a held-out check and a
+    checkpoint as at the end.
     """
     bar = None
     if options.progress:
@@ -84,6 +88,7 @@ def run_chunks(state, options: LoopOptions, *, run_chunk: Callable, heldout: Cal
         bar = tqdm(total=options.steps, initial=int(state.step), unit="step", dynamic_ncols=True, leave=True)
     warned: set = set()
     error: Optional[str] = None
+    stopped: Optional[str] = None
     try:
         while int(state.step) < options.steps:
             n = min(options.chunk, options.steps - int(state.step))
@@ -98,12 +103,16 @@ def run_chunks(state, options: LoopOptions, *, run_chunk: Callable, heldout: Cal
             metrics = jax.device_get(metrics)
             elapsed = time.perf_counter() - t0
             step = int(state.step)
-            due = _crossed(step, n, options.heldout_every) or step >= options.steps
+            stopped = should_stop(metrics) if should_stop is not None else None
+            last = step >= options.steps or stopped is not None
+            due = _crossed(step, n, options.heldout_every) or last
             rows = summarise_chunk(metrics, step, heldout(state, step) if due else {}, elapsed, n,
                                    options.log_every)
             if options.learning_rate is not None:
                 for r in rows:
                     r["learning_rate"] = options.learning_rate
+            if stopped is not None:
+                rows[-1]["phase_end"] = stopped
             on_rows(rows)
             for msg in diagnose(state):
                 if msg not in warned:
@@ -118,9 +127,11 @@ def run_chunks(state, options: LoopOptions, *, run_chunk: Callable, heldout: Cal
                          f"{int(state.nonfinite_total)} steps skipped in all. Lower the learning rate or "
                          f"check the problem's terms; the last good checkpoint is kept.")
                 break
-            if save is not None and (_crossed(step, n, options.checkpoint_every) or step >= options.steps):
+            if save is not None and (_crossed(step, n, options.checkpoint_every) or last):
                 save(step, state)
+            if stopped is not None:
+                break
     finally:
         if bar is not None:
             bar.close()
-    return state, error
+    return state, error, stopped

@@ -17,16 +17,18 @@ import numpy as np
 
 from pinnopt import balancing as balancing_lib
 from pinnopt import constraints as constraints_lib
-from pinnopt import optimizers as optimizers_lib
 from pinnopt import sharding as sharding_lib
 from pinnopt.io.checkpoint import Checkpointer
 from pinnopt.io.rundir import RunDir, jsonable_or_none
 from pinnopt.registry import spec_of
 from pinnopt.training.certify import all_certified, certify
 from pinnopt.training.loop import LoopOptions, run_chunks
+from pinnopt.training.phases import record as record_phases
+from pinnopt.training.phases import resolve_phases, stagnation
+from pinnopt.training.precision import PRECISIONS, InFloat64
 from pinnopt.training.state import (NonFiniteError, Result, TrainState, check_evaluate, constraint_specs,
                                     init_state_and_constraints)
-from pinnopt.training.step import make_heldout, make_step
+from pinnopt.training.step import COLLOCATION_SALT, make_heldout, make_step
 
 HELDOUT_SALT = 0x48454C44  # separates the held-out key stream from the training stream
 
@@ -36,7 +38,7 @@ class SolveConfig:
     """Everything ``solve`` was asked for, as written to config.json (enough to rebuild every part)."""
 
     problem: Optional[dict]
-    optimizer: Union[str, None]
+    optimizer: Union[str, list, None]  # a name, or a list of phases {name, options, steps}
     optimizer_kwargs: dict
     constraints: Union[str, None]
     constraint_kwargs: dict
@@ -50,6 +52,8 @@ class SolveConfig:
     log_every: int
     max_nonfinite: int
     certify_batches: int
+    resample_every: int
+    precision: str
 
 
 def _resolve(lib, spec, kwargs, kind):
@@ -94,19 +98,29 @@ def _problem_description(problem, problem_config) -> dict:
     return {"name": getattr(problem, "name", None)}
 
 
-def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: int = 1000, seed: int = 0,
-          chunk: int = 250, out: Optional[str] = None, resume: Optional[str] = None, *,
+def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: Optional[int] = None,
+          seed: int = 0, chunk: int = 250, out: Optional[str] = None, resume: Optional[str] = None, *,
           optimizer_kwargs: Optional[dict] = None, constraint_kwargs: Optional[dict] = None,
-          balancing_kwargs: Optional[dict] = None, heldout_every: Optional[int] = None,
-          checkpoint_every: Optional[int] = None, log_every: Optional[int] = None,
-          max_nonfinite: int = 50, certify_batches: int = 4, progress: bool = False,
-          problem_config: Optional[dict] = None, callback: Optional[Callable[[dict], None]] = None,
-          devices: sharding_lib.Devices = None, extra_config: Optional[dict] = None) -> Result:
+          balancing_kwargs: Optional[dict] = None, resample_every: int = 1, precision: str = "float32",
+          heldout_every: Optional[int] = None, checkpoint_every: Optional[int] = None,
+          log_every: Optional[int] = None, max_nonfinite: int = 50, certify_batches: int = 4,
+          progress: bool = False, problem_config: Optional[dict] = None,
+          callback: Optional[Callable[[dict], None]] = None, devices: sharding_lib.Devices = None,
+          extra_config: Optional[dict] = None) -> Result:
     """Train ``problem`` for ``steps`` steps in total; returns ``Result(params, history, state, summary, run_dir)``.
 
     ``optimizer``, ``constraints`` and ``balancing`` are names (with their ``*_kwargs``) or
     objects built by the registries' ``get`` (which carry their name and options, so
-    config.json records them either way). ``out`` is a run directory (config.json,
+    config.json records them either way). ``optimizer`` may also be a list of phases,
+    ``[(name or transformation, hyperparameters, steps), ...]``, run one after the other on the
+    same parameters (``steps`` is then their sum; see ``phases``); a single optimizer runs
+    ``steps`` steps (default 1000).
+
+    ``resample_every`` is the collocation policy: 1 draws fresh points every step, K > 1 keeps
+    each set for K steps, 0 draws one set from the seed and keeps it (full batch; held-out
+    checks still use fresh points). ``precision="float64"`` runs the whole solve (parameters,
+    points, optimizer, checkpoints) in double precision, inside a ``jax.enable_x64`` context:
+    nothing global changes. ``out`` is a run directory (config.json,
     metrics.jsonl, checkpoints/, summary.json), created only once every option has been
     validated; without it nothing is written. ``resume`` is a run directory whose latest
     readable checkpoint is continued (bit for bit on the same machine) up to ``steps`` in
@@ -125,19 +139,33 @@ def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: i
     ``extra_config`` is merged into config.json when it is written (at the start, so that an
     interrupted run can be resumed from it).
     """
-    steps = _validate_int("steps", steps, 1)
+    phases = resolve_phases(optimizer, optimizer_kwargs, steps)
+    steps = sum(p.steps for p in phases)
     seed = _validate_int("seed", seed, 0)
     chunk = min(_validate_int("chunk", chunk, 1), steps)
     heldout_every = _validate_int("heldout_every", heldout_every if heldout_every is not None else 4 * chunk, 1)
     checkpoint_every = _validate_int("checkpoint_every",
                                      checkpoint_every if checkpoint_every is not None else 4 * chunk, 1)
     max_nonfinite = _validate_int("max_nonfinite", max_nonfinite, 1)
+    resample_every = _validate_int("resample_every", resample_every, 0)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     certify_batches = _validate_int("certify_batches", certify_batches, 1)
     log_every = _validate_int("log_every", log_every if log_every is not None else max(1, chunk // 10), 1)
     if resume is not None and not RunDir.exists(resume):
         raise FileNotFoundError(f"resume={resume!r} is not a run directory")
+    with jax.enable_x64(precision == "float64"):
+        return _solve(problem, phases, constraints, balancing, seed, chunk, out, resume, constraint_kwargs,
+                      balancing_kwargs, resample_every, precision, heldout_every, checkpoint_every, log_every,
+                      max_nonfinite, certify_batches, progress, problem_config, callback, devices, extra_config)
 
-    tx = _resolve(optimizers_lib, optimizer, optimizer_kwargs, "optimizer")
+
+def _solve(problem, phases, constraints, balancing, seed, chunk, out, resume, constraint_kwargs, balancing_kwargs,
+           resample_every, precision, heldout_every, checkpoint_every, log_every, max_nonfinite, certify_batches,
+           progress, problem_config, callback, devices, extra_config) -> Result:
+    steps = sum(p.steps for p in phases)
+    if precision == "float64":
+        problem = InFloat64(problem)
     method = _resolve(constraints_lib, constraints, constraint_kwargs, "constraints")
     balancer = _resolve(balancing_lib, balancing, balancing_kwargs, "balancing")
     mesh = sharding_lib.make_mesh(devices)
@@ -145,7 +173,9 @@ def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: i
     # (orbax coordinates the processes itself).
     primary = mesh is None or sharding_lib.is_primary()
 
-    fresh, example_constraints = init_state_and_constraints(problem, tx, balancer, method, seed)
+    txs = tuple(p.tx for p in phases)
+    fresh, example_constraints = init_state_and_constraints(
+        problem, txs, balancer, method, seed, param_dtype=jnp.float64 if precision == "float64" else None)
     check_evaluate(problem, fresh.params["model"])
     specs = constraint_specs(example_constraints)
     state = sharding_lib.replicate(fresh, mesh)
@@ -169,28 +199,26 @@ def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: i
     checkpointer = Checkpointer(run_dir.checkpoints) if run_dir is not None else None
 
     names = {kind: _recorded(obj, kw, kind) for kind, obj, kw in (
-        ("optimizers", optimizer, optimizer_kwargs), ("constraints", constraints, constraint_kwargs),
-        ("balancing", balancing, balancing_kwargs))}
+        ("constraints", constraints, constraint_kwargs), ("balancing", balancing, balancing_kwargs))}
+    names["optimizers"] = record_phases(phases)
     config = SolveConfig(
         problem=_problem_description(problem, problem_config),
         optimizer=names["optimizers"][0], optimizer_kwargs=names["optimizers"][1],
         constraints=names["constraints"][0], constraint_kwargs=names["constraints"][1],
         balancing=names["balancing"][0], balancing_kwargs=names["balancing"][1],
         steps=steps, seed=seed, chunk=chunk, heldout_every=heldout_every, checkpoint_every=checkpoint_every,
-        log_every=log_every, max_nonfinite=max_nonfinite, certify_batches=certify_batches)
+        log_every=log_every, max_nonfinite=max_nonfinite, certify_batches=certify_batches,
+        resample_every=resample_every, precision=precision)
     if run_dir is not None and primary:
         run_dir.write_json("config.json", jsonable_or_none({**dataclasses.asdict(config), **(extra_config or {})}))
 
-    step_fn = make_step(problem, tx, balancer, method, mesh)
-    chunk_fns: dict[int, Callable] = {}
+    collocation_key = jax.random.fold_in(jax.random.PRNGKey(seed), COLLOCATION_SALT)
+    step_fns = [make_step(problem, p.tx, balancer, method, mesh, phase=i, resample_every=resample_every,
+                          collocation_key=collocation_key) for i, p in enumerate(phases)]
+    chunk_fns: dict[tuple, Callable] = {}
     # State and metrics stay replicated between chunks; only the batch inside is split.
     placement = {} if mesh is None else {"in_shardings": sharding_lib.replicated(mesh),
                                          "out_shardings": sharding_lib.replicated(mesh)}
-
-    def run_chunk(s, n):
-        if n not in chunk_fns:
-            chunk_fns[n] = jax.jit(lambda st: jax.lax.scan(step_fn, st, None, length=n), **placement)
-        return chunk_fns[n](s)
 
     heldout_fn = jax.jit(make_heldout(problem, mesh),
                          **({} if mesh is None else {"out_shardings": sharding_lib.replicated(mesh)}))
@@ -211,20 +239,46 @@ def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: i
     def save(step, s):
         checkpointer.save(step, s, must_be_finite=(s.params, s.opt_state))
 
-    # A constant learning rate is logged with the metrics (a schedule is not: it is a function).
-    lr = names["optimizers"][1].get("learning_rate")
-    options = LoopOptions(steps=steps, chunk=chunk, log_every=log_every, heldout_every=heldout_every,
-                          checkpoint_every=checkpoint_every, max_nonfinite=max_nonfinite, progress=progress,
-                          learning_rate=float(lr) if isinstance(lr, (int, float)) and not isinstance(lr, bool)
-                          else None, wait_for_devices=mesh is not None)
     start_step, t_start = int(state.step), time.perf_counter()
-    state, error = run_chunks(state, options, run_chunk=run_chunk, heldout=heldout, on_rows=on_rows,
-                              diagnose=lambda s: balancer.diagnose(s.balancer_state),
-                              save=save if checkpointer is not None else None)
+    error, phase_log = None, []
+    while True:
+        p = int(state.phase)
+        phase = phases[p]
+
+        def run_chunk(s, n, p=p):
+            if (p, n) not in chunk_fns:
+                chunk_fns[(p, n)] = jax.jit(lambda st: jax.lax.scan(step_fns[p], st, None, length=n), **placement)
+            return chunk_fns[(p, n)](s)
+
+        # A constant learning rate is logged with the metrics (a schedule is not: it is a function).
+        lr = phase.options.get("learning_rate")
+        options = LoopOptions(steps=int(state.phase_start) + phase.steps, chunk=chunk, log_every=log_every,
+                              heldout_every=heldout_every, checkpoint_every=checkpoint_every,
+                              max_nonfinite=max_nonfinite, progress=progress,
+                              learning_rate=float(lr) if isinstance(lr, (int, float)) and not isinstance(lr, bool)
+                              else None, wait_for_devices=mesh is not None)
+        state, error, stopped = run_chunks(state, options, run_chunk=run_chunk, heldout=heldout, on_rows=on_rows,
+                                           diagnose=lambda s: balancer.diagnose(s.balancer_state),
+                                           save=save if checkpointer is not None else None,
+                                           should_stop=stagnation)
+        phase_log.append({"phase": p, "optimizer": phase.name, "start": int(state.phase_start),
+                          "end": int(state.step), "planned_steps": phase.steps,
+                          "ended": "error" if error else (stopped or "completed its steps")})
+        if error is not None or p == len(phases) - 1:
+            break
+        # The next phase starts from the current parameters with a fresh optimizer state.
+        following = list(state.opt_state)
+        following[p + 1] = phases[p + 1].tx.init(state.params)
+        state = sharding_lib.replicate(state._replace(opt_state=tuple(following), phase=jnp.int32(p + 1),
+                                                      phase_start=jnp.int32(int(state.step))), mesh) \
+            if mesh is not None else state._replace(opt_state=tuple(following), phase=jnp.int32(p + 1),
+                                                    phase_start=jnp.int32(int(state.step)))
     wall = time.perf_counter() - t_start
 
     certificates = certify(heldout_fn, state.params, heldout_root, state.step, specs, certify_batches)
     summary = make_summary(problem, history, state, wall, int(state.step) - start_step, error, certificates)
+    summary["phases"] = phase_log  # this session's phases (a resumed run lists those it ran)
+    summary["precision"] = precision
     if run_dir is not None and primary:
         run_dir.write_json("summary.json", summary)
     if checkpointer is not None:

@@ -13,17 +13,22 @@ class TrainState(NamedTuple):
     """All state of a run; a checkpoint holds exactly this.
 
     ``params`` is ``{"model": problem params, "balancer": balancer params, "constraints":
-    constraint-method params}``: everything the optimizer moves.
+    constraint-method params}``: everything the optimizer moves. ``opt_state`` holds one
+    optimizer state per phase (a single optimizer is one phase); only the current phase's
+    changes, and a phase's state is initialised afresh from the parameters when it begins,
+    so the structure is the same at every step and any checkpoint restores into it.
     """
 
     params: Any
-    opt_state: Any
+    opt_state: tuple
     balancer_state: Any
     constraint_state: Any
     key: jax.Array  # training PRNG key (raw uint32)
     step: jax.Array  # int32, steps taken (including skipped non-finite ones)
     nonfinite_run: jax.Array  # int32, consecutive skipped steps
     nonfinite_total: jax.Array  # int32, all skipped steps
+    phase: jax.Array  # int32, index of the current optimizer phase
+    phase_start: jax.Array  # int32, the step at which the current phase began
 
 
 class Result(NamedTuple):
@@ -74,20 +79,39 @@ def constraint_specs(constraints: dict) -> dict:
 
 
 def init_state(problem, tx, balancer, method, seed: int) -> TrainState:
-    """A fresh state: model, balancer and constraint-method parameters, optimizer and method states, keys."""
+    """A fresh state: model, balancer and constraint-method parameters, optimizer and method states, keys.
+
+    ``tx`` is one optax transformation or a sequence of them, one per phase.
+    """
     return init_state_and_constraints(problem, tx, balancer, method, seed)[0]
 
 
-def init_state_and_constraints(problem, tx, balancer, method, seed: int) -> tuple[TrainState, dict]:
-    """``init_state`` and the example constraints it was built from (their static facts feed the certificates)."""
+def cast_floating(tree, dtype):
+    """Every floating leaf of ``tree`` as ``dtype`` (integers, keys and the rest unchanged)."""
+    return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating) else x,
+                        tree)
+
+
+def init_state_and_constraints(problem, tx, balancer, method, seed: int,
+                               param_dtype=None) -> tuple[TrainState, dict]:
+    """``init_state`` and the example constraints it was built from (their static facts feed the certificates).
+
+    ``param_dtype`` (e.g. float64 for a run in double precision) casts every trainable
+    parameter before the optimizer states are built from them.
+    """
     root = jax.random.PRNGKey(seed)
     k_model, k_balancer, k_example, k_train = jax.random.split(root, 4)
     k_constraints = jax.random.fold_in(k_balancer, 1)
     model = problem.init(k_model)
+    if param_dtype is not None:
+        model = cast_floating(model, param_dtype)
     objectives, constraints = example_terms(problem, model, k_example)
     balancer_params, balancer_state = balancer.init(k_balancer, objectives)
     constraint_params, constraint_state = method.init(k_constraints, constraints)
     params = {"model": model, "balancer": balancer_params, "constraints": constraint_params}
-    state = TrainState(params, tx.init(params), balancer_state, constraint_state, k_train,
-                       jnp.int32(0), jnp.int32(0), jnp.int32(0))
+    if param_dtype is not None:
+        params = cast_floating(params, param_dtype)
+    txs = (tx,) if hasattr(tx, "init") else tuple(tx)  # a transformation is itself a (named) tuple
+    state = TrainState(params, tuple(t.init(params) for t in txs), balancer_state, constraint_state, k_train,
+                       jnp.int32(0), jnp.int32(0), jnp.int32(0), jnp.int32(0), jnp.int32(0))
     return state, constraints

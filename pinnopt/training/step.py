@@ -58,25 +58,47 @@ def make_loss_fn(problem, balancer, method, mesh=None) -> Callable:
     return loss_fn
 
 
-def make_step(problem, tx, balancer, method, mesh=None) -> Callable:
-    """The pure training step ``state -> (state, metrics)``.
+COLLOCATION_SALT = 0x434F4C4C  # the key stream of collocation sets that are kept for several steps
+
+
+def sample_batch(problem, state: TrainState, resample_every: int, collocation_key: jax.Array):
+    """(next training key, batch) under the collocation policy.
+
+    ``resample_every`` 1: fresh points every step, from the training key stream. K > 1: the set
+    drawn at step k K (from ``collocation_key`` and k) is kept for K steps. 0: one set, drawn
+    once from ``collocation_key``, for the whole run (full batch: what a line search needs).
+    """
+    key, k_batch = jax.random.split(state.key)
+    if resample_every == 1:
+        return key, problem.sample(k_batch, state.step)
+    epoch = jnp.zeros_like(state.step) if resample_every == 0 else state.step // resample_every
+    return key, problem.sample(jax.random.fold_in(collocation_key, epoch), epoch * max(resample_every, 1))
+
+
+def make_step(problem, tx, balancer, method, mesh=None, *, phase: int = 0, resample_every: int = 1,
+              collocation_key: jax.Array = None) -> Callable:
+    """The pure training step ``state -> (state, metrics)`` of optimizer phase ``phase`` (``tx``).
 
     With a ``mesh`` the sampled batch is split over its devices along the points (the
     compiler inserts the all-reduces of the means and gradients); without one nothing changes.
+    ``resample_every`` and ``collocation_key`` set the collocation policy (``sample_batch``).
     """
     loss_fn = make_loss_fn(problem, balancer, method, mesh)
+    if collocation_key is None:
+        collocation_key = jax.random.PRNGKey(COLLOCATION_SALT)
 
     def step(state: TrainState, _=None):
-        key, k_batch = jax.random.split(state.key)
-        batch = sharding_lib.shard_points(problem.sample(k_batch, state.step), mesh)
+        key, batch = sample_batch(problem, state, resample_every, collocation_key)
+        batch = sharding_lib.shard_points(batch, mesh)
         (loss, (objectives, constraints, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, batch, state.balancer_state, state.constraint_state)
 
         def value_fn(p):
             return loss_fn(p, batch, state.balancer_state, state.constraint_state)[0]
 
-        updates, opt_state = tx.update(grads, state.opt_state, state.params,
-                                       value=loss, grad=grads, value_fn=value_fn)
+        updates, phase_state = tx.update(grads, state.opt_state[phase], state.params,
+                                         value=loss, grad=grads, value_fn=value_fn)
+        opt_state = state.opt_state[:phase] + (phase_state,) + state.opt_state[phase + 1:]
         params = optax.apply_updates(state.params, updates)
         balancer_state = balancer.update(objectives, state.params["balancer"], state.balancer_state)
         constraint_state = method.update(constraints, state.params["constraints"], state.constraint_state)
@@ -95,8 +117,11 @@ def make_step(problem, tx, balancer, method, mesh=None) -> Callable:
             step=state.step + 1,
             nonfinite_run=jnp.where(ok, 0, state.nonfinite_run + 1),
             nonfinite_total=state.nonfinite_total + (~ok).astype(jnp.int32),
+            phase=state.phase,
+            phase_start=state.phase_start,
         )
-        extra = {"grad_norm": optax.tree.norm(grads)}
+        extra = {"grad_norm": optax.tree.norm(grads), "update_norm": optax.tree.norm(updates),
+                 "phase": state.phase}
         if hasattr(problem, "step_metrics"):  # cheap problem scalars (e.g. physical parameters)
             extra.update({f"param/{k}": v for k, v in problem.step_metrics(state.params["model"]).items()})
         return new, {"loss": loss, **metrics, **extra, "nonfinite": (~ok).astype(jnp.int32)}
