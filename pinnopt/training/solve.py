@@ -237,7 +237,7 @@ def _solve(problem, phases, constraints, balancing, seed, chunk, out, resume, co
                 callback(r)
 
     def save(step, s):
-        checkpointer.save(step, s, must_be_finite=(s.params, s.opt_state))
+        checkpointer.save(step, s, must_be_finite=(s.params, s.opt_state[int(s.phase)]))
 
     start_step, t_start = int(state.step), time.perf_counter()
     error, phase_log = None, []

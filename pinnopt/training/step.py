@@ -105,7 +105,9 @@ def make_step(problem, tx, balancer, method, mesh=None, *, phase: int = 0, resam
 
         # Non-finite guard: skip the whole update (the key and step still advance, so a
         # stochastic failure gets a fresh batch), and count the skip.
-        ok = jnp.isfinite(loss) & _tree_finite(params) & _tree_finite(opt_state)
+        # Only this phase's optimizer state: another phase's untouched initial state may hold
+        # +inf sentinels (an L-BFGS line search's "no value yet").
+        ok = jnp.isfinite(loss) & _tree_finite(params) & _tree_finite(phase_state)
         # Method states may hold +inf sentinels ("no reference yet"), so only NaN counts there.
         ok = ok & _tree_not_nan(balancer_state) & _tree_not_nan(constraint_state)
         new = TrainState(
