@@ -9,6 +9,8 @@ of an optax transformation::
     loss(terms, params, state)  -> (scalar, metrics) differentiable scalar, flat {key: scalar}
     update(terms, params, state) -> state            jittable, once per step, at the step's params
     diagnose(state)             -> [warning, ...]    Python side, on a concrete state
+    residuals(terms, params, state) -> R (M,)        optional: the loss as sum(R^2) + a constant,
+                                                      for the least-squares optimizers
 
 Everything that changes while training is ``params`` or ``state``: both go through the
 compiled step as arguments and come back from it, so nothing is ever frozen into the
@@ -18,9 +20,10 @@ compiled function. ``update`` and ``diagnose`` default to the stateless ones her
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple, Optional
 
 import jax
+import jax.numpy as jnp
 
 Terms = Mapping[str, Any]
 Metrics = dict
@@ -51,6 +54,25 @@ class TermMethod(NamedTuple):
     loss: Callable[..., tuple[jax.Array, Metrics]]
     update: Callable[[Terms, Any, Any], Any] = keep_state
     diagnose: Callable[[Any], list] = no_warnings
+    residuals: Optional[Callable[[Terms, Any, Any], jax.Array]] = None
+
+
+def no_least_squares_form(name: str) -> Callable:
+    """A ``residuals`` that says why there is none (raised when a least-squares optimizer asks)."""
+
+    def residuals(terms, params, state):
+        raise ValueError(f"{name} has no least-squares form, so Gauss-Newton, Levenberg-Marquardt and ENGD "
+                         "cannot use it: use the 'sum' balancer with the 'penalty' or 'al' method")
+
+    return residuals
+
+
+def flat_residuals(parts: list, dtype=None) -> jax.Array:
+    """Concatenate residual pieces (any shapes) into one vector (M,)."""
+    parts = [jnp.ravel(p) for p in parts]
+    if not parts:
+        return jnp.zeros((0,), dtype or jnp.float32)
+    return jnp.concatenate(parts)
 
 
 def stateless(loss_fn: Callable[[Terms], tuple[jax.Array, Metrics]], method: type = TermMethod) -> TermMethod:
@@ -63,4 +85,5 @@ def stateless(loss_fn: Callable[[Terms], tuple[jax.Array, Metrics]], method: typ
     return method(no_params_no_state, loss)
 
 
-__all__ = ["TermMethod", "keep_state", "no_params_no_state", "no_warnings", "stateless"]
+__all__ = ["TermMethod", "flat_residuals", "keep_state", "no_least_squares_form", "no_params_no_state",
+           "no_warnings", "stateless"]

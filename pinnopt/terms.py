@@ -17,6 +17,7 @@ import numbers
 from typing import Optional, Union
 
 import jax
+import jax.numpy as jnp
 
 KINDS = ("eq", "ineq")
 AGGREGATES = ("pointwise", "mean")
@@ -53,13 +54,23 @@ class Objective:
     A PDE residual r(x) enters as r(x)**2, a whitened data residual as its square, a test
     function such as Rastrigin as its value. ``coords`` (N, d) are the points the
     contributions belong to (used by the spatial and causal balancers; time is column 0).
+    ``residual``, when the term is a sum of squares, is r itself (loss = r^2): what the
+    least-squares optimizers (Gauss-Newton, Levenberg-Marquardt, ENGD) work on. Build such a
+    term with ``Objective.of_residual(r, coords)``.
     """
 
     loss: jax.Array
     coords: Optional[jax.Array] = None
+    residual: Optional[jax.Array] = None
 
     def __post_init__(self):
         check_shapes("Objective", "loss", self.loss, self.coords)
+        check_shapes("Objective", "residual", self.residual, self.coords)
+
+    @classmethod
+    def of_residual(cls, residual: jax.Array, coords: Optional[jax.Array] = None) -> "Objective":
+        """The term with loss r^2 that carries its residual r (shape (N,) or ())."""
+        return cls(jnp.square(residual), coords, residual)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +116,7 @@ class Constraint:
         return self.aggregate == "pointwise" and _shape(self.value) not in ((), None)
 
 
-jax.tree_util.register_dataclass(Objective, data_fields=["loss", "coords"], meta_fields=[])
+jax.tree_util.register_dataclass(Objective, data_fields=["loss", "coords", "residual"], meta_fields=[])
 jax.tree_util.register_dataclass(Constraint, data_fields=["value", "coords"],
                                  meta_fields=["kind", "aggregate", "tol"])
 

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 
 from pinnopt.balancing.base import (Balancer, check_objectives, check_weight_names, check_weights,
                                     mean, raw_metrics)
+from pinnopt.methods import flat_residuals
 
 
 class SumState(NamedTuple):
@@ -49,4 +50,16 @@ def weighted_sum(weights: Optional[Mapping[str, float]] = None) -> Balancer:
         del state
         return []
 
-    return Balancer(init, loss, update, diagnose)
+    def residuals(objectives, params, state):
+        """R with sum(R^2) = loss: sqrt(w_k / N_k) r_k for each term's residual r_k."""
+        del params, state
+        parts = []
+        for name, obj in check_objectives(objectives, "sum").items():
+            if obj.residual is None:
+                raise ValueError(f"sum balancer: term {name!r} carries no residual, so a least-squares optimizer "
+                                 "cannot use it: build it with Objective.of_residual(r)")
+            r = jnp.asarray(obj.residual)
+            parts.append(jnp.sqrt(weights.get(name, 1.0) / max(r.size, 1)) * r)
+        return flat_residuals(parts)
+
+    return Balancer(init, loss, update, diagnose, residuals)

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 from pinnopt.constraints.base import (ConstraintMethod, ConstraintState, check_constraints, violation_metrics,
                                       zero_loss)
 from pinnopt.constraints.schedule import PerName, check_count, check_per_name, penalty_schedule, resolve_per_name
+from pinnopt.methods import flat_residuals
 from pinnopt.terms import Constraint
 
 
@@ -183,4 +184,26 @@ def augmented_lagrangian(
         penalty = schedule.update(progress, state.penalty)
         return ConstraintState(penalty, multipliers, count)
 
-    return ConstraintMethod(init, loss, update)
+    def residuals(constraints, params, state: ConstraintState):
+        """R with sum(R^2) = loss + a constant (the least-squares form, for Gauss-Newton and kin):
+
+        point-wise equality  sqrt((lam + mu/2) / N) value
+        otherwise            sqrt(mu / 2) (c + lam / mu)         (lam c + mu/2 c^2 + lam^2 / (2 mu))
+        PHR inequality       max(0, lam + mu g) / sqrt(2 mu)
+        """
+        del params
+        check_constraints(constraints, state.multipliers)
+        parts = []
+        for name, con in {n: as_declared(c) for n, c in constraints.items()}.items():
+            lam, mu = state.multipliers[name], state.penalty.mu[name]
+            c = multiplier_violation(con)
+            if con.kind == "eq" and con.pointwise:
+                v = jnp.asarray(con.value)
+                parts.append(jnp.sqrt((lam + 0.5 * mu) / v.size) * v)
+            elif phr and con.kind == "ineq":
+                parts.append(jnp.maximum(lam + mu * c, 0) / jnp.sqrt(2 * mu))
+            else:
+                parts.append(jnp.sqrt(0.5 * mu) * (c + lam / mu))
+        return flat_residuals(parts)
+
+    return ConstraintMethod(init, loss, update, residuals=residuals)

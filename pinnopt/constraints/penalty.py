@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from pinnopt.constraints.base import (ConstraintMethod, ConstraintState, check_constraints, squared_violation,
                                       violation, violation_metrics, zero_loss)
 from pinnopt.constraints.schedule import PenaltyScheduleState, PerName, penalty_schedule
+from pinnopt.methods import flat_residuals
 from pinnopt.terms import Constraint
 
 
@@ -58,7 +59,20 @@ def penalty(
         c = {name: violation(con) for name, con in constraints.items()}
         return ConstraintState(schedule.update(c, state.penalty), state.multipliers, state.count + 1)
 
-    return ConstraintMethod(init, loss, update)
+    def residuals(constraints, params, state: ConstraintState):
+        """R with sum(R^2) = loss: sqrt(mu / (2 N)) times the point-wise violations (or of the mean)."""
+        del params
+        check_constraints(constraints, state.penalty.mu)
+        parts = []
+        for name, con in constraints.items():
+            v = jnp.asarray(con.value)
+            if not con.pointwise:
+                v = jnp.mean(v)
+            per_point = v if con.kind == "eq" else jnp.maximum(v, 0)
+            parts.append(jnp.sqrt(state.penalty.mu[name] / (2 * max(per_point.size, 1))) * per_point)
+        return flat_residuals(parts)
+
+    return ConstraintMethod(init, loss, update, residuals=residuals)
 
 
 def none() -> ConstraintMethod:
@@ -79,4 +93,8 @@ def none() -> ConstraintMethod:
         del constraints, params
         return state._replace(count=state.count + 1)
 
-    return ConstraintMethod(init, loss, update)
+    def residuals(constraints, params, state):
+        del constraints, params, state
+        return flat_residuals([])
+
+    return ConstraintMethod(init, loss, update, residuals=residuals)

@@ -21,6 +21,7 @@ import optax
 
 from pinnopt import constraints as constraints_lib
 from pinnopt import sharding as sharding_lib
+from pinnopt.methods import flat_residuals, no_least_squares_form
 from pinnopt.terms import split_terms
 from pinnopt.training.state import TrainState
 
@@ -58,6 +59,26 @@ def make_loss_fn(problem, balancer, method, mesh=None) -> Callable:
     return loss_fn
 
 
+def make_residual_fn(problem, balancer, method) -> Callable:
+    """``residual_fn(params, batch, balancer_state, constraint_state) -> R (M,)`` with loss = sum(R^2) + a constant.
+
+    The concatenated least-squares residuals of the balancer and the constraint method, for the
+    optimizers that work on them; a part without such a form raises a ``ValueError`` that says
+    so (when, and only when, an optimizer asks for it).
+    """
+    for_objectives = balancer.residuals or no_least_squares_form("this balancer (only 'sum' has one)")
+    for_constraints = method.residuals or no_least_squares_form("this constraint method")
+
+    def residual_fn(params, batch, balancer_state, constraint_state):
+        objectives, constraints = split_terms(problem.terms(params["model"], batch))
+        r_obj = for_objectives(objectives, params["balancer"], balancer_state)
+        r_con = for_constraints(constraints, params["constraints"], constraint_state)
+        dtype = jnp.result_type(r_obj, r_con)
+        return flat_residuals([r_obj.astype(dtype), r_con.astype(dtype)])
+
+    return residual_fn
+
+
 COLLOCATION_SALT = 0x434F4C4C  # the key stream of collocation sets that are kept for several steps
 
 
@@ -84,6 +105,7 @@ def make_step(problem, tx, balancer, method, mesh=None, *, phase: int = 0, resam
     ``resample_every`` and ``collocation_key`` set the collocation policy (``sample_batch``).
     """
     loss_fn = make_loss_fn(problem, balancer, method, mesh)
+    residuals = make_residual_fn(problem, balancer, method)
     if collocation_key is None:
         collocation_key = jax.random.PRNGKey(COLLOCATION_SALT)
 
@@ -96,8 +118,11 @@ def make_step(problem, tx, balancer, method, mesh=None, *, phase: int = 0, resam
         def value_fn(p):
             return loss_fn(p, batch, state.balancer_state, state.constraint_state)[0]
 
+        def residual_fn(p):
+            return residuals(p, batch, state.balancer_state, state.constraint_state)
+
         updates, phase_state = tx.update(grads, state.opt_state[phase], state.params,
-                                         value=loss, grad=grads, value_fn=value_fn)
+                                         value=loss, grad=grads, value_fn=value_fn, residual_fn=residual_fn)
         opt_state = state.opt_state[:phase] + (phase_state,) + state.opt_state[phase + 1:]
         params = optax.apply_updates(state.params, updates)
         balancer_state = balancer.update(objectives, state.params["balancer"], state.balancer_state)
