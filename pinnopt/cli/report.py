@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pinnopt.io.plots import plot_run
 from pinnopt.io.rundir import RunDir
+from pinnopt.training.certify import format_certificates
 
 # The order of the final table: metrics with these prefixes, in this order.
-ORDER = ("loss", "objective", "constraint_loss", "raw/", "violation/", "heldout_violation/", "lam/",
-         "mu/", "sigma/", "causal/", "eval/", "heldout_raw/")
+ORDER = ("loss", "objective", "constraint_loss", "raw/", "violation/", "heldout_violation/",
+         "heldout_max_violation/", "lam/", "mu/", "sigma/", "causal/", "eval/", "heldout_raw/")
 
 
 def add_problem_summary(run_dir: str, problem, params) -> dict:
@@ -51,6 +52,11 @@ def format_summary(summary: dict) -> str:
     if summary.get("known_minimum"):
         lines.append(f"{'known minimum':<36} {summary['known_minimum']['value']:.6g}")
     lines.append(f"{'non-finite steps skipped':<36} {summary.get('nonfinite_total', 0)}")
+    for phase in summary.get("phases") or []:
+        if len(summary["phases"]) > 1 or phase["ended"] != "completed its steps":
+            lines.append(f"{'phase ' + str(phase['phase']) + ' (' + str(phase['optimizer']) + ')':<36} "
+                         f"steps {phase['start']}-{phase['end']}: {phase['ended']}")
+    lines.extend(format_certificates(summary.get("certificates") or {}))
     return "\n".join(lines)
 
 
