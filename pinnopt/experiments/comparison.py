@@ -23,6 +23,7 @@ import json
 import math
 import os
 import time
+import warnings
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -61,7 +62,8 @@ class Config:
     constraint_kwargs: dict = dataclasses.field(default_factory=dict)
     balancing: str = "sum"
     balancing_kwargs: dict = dataclasses.field(default_factory=dict)
-    squared: tuple = ()  # equality constraints enforced as c(x)^2 = 0 (see ``SquaredConstraints``)
+    squared: tuple = ()  # deprecated: equality constraints enforced as c(x)^2 = 0 (``SquaredConstraints``)
+    aggregate: dict = dataclasses.field(default_factory=dict)  # {constraint: "mean" | "pointwise"} overrides
 
     def schedule(self) -> optax.Schedule:
         if self.decay_every is None:
@@ -73,23 +75,15 @@ class Config:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class SquaredConstraints:
-    """``problem`` with each named equality constraint c(x) = 0 replaced by c(x)^2 = 0.
+class Redeclared:
+    """``problem`` with the named constraints' ``aggregate`` overridden (``{"bc": "mean"}``).
 
-    The constraint methods aggregate an equality into one number, and the augmented
-    Lagrangian uses the signed mean ``mean c(x)``: zero as soon as positive and negative
-    violations cancel, so it does not enforce c(x) = 0 point-wise. With the square the
-    aggregated value is the mean square ``mean c(x)^2``, zero only when c vanishes at every
-    point; the multiplier then acts as a weight on that mean square that grows while it is
-    violated (``lam <- lam + mu mean c^2``). Everything but ``terms`` is the problem's own.
-    The library form of the same augmented Lagrangian (same loss and multiplier updates) is
-    ``augmented_lagrangian(equality="squared")``; this wrapper stays so that the recorded
-    results keep their meaning: here ``violation/<name>`` and ``heldout_violation/<name>`` are
-    the mean square ``mean c(x)^2``, where the library form reports ``mean |c(x)|``.
+    Used to compare a point-wise constraint with the same constraint enforced only on its mean
+    (the ``al-mean`` configurations). Everything but ``terms`` is the problem's own.
     """
 
     problem: Any
-    names: tuple
+    aggregates: tuple  # ((name, aggregate), ...)
 
     @property
     def name(self) -> str:
@@ -101,19 +95,26 @@ class SquaredConstraints:
     def sample(self, key, step):
         return self.problem.sample(key, step)
 
+    def _wrap(self, name: str, con) -> Constraint:
+        return con
+
     def terms(self, params, batch):
         terms = dict(self.problem.terms(params, batch))
-        for name in self.names:
+        for name, aggregate in self.aggregates:
             con = terms.get(name)
-            if not isinstance(con, Constraint) or con.kind != "eq":
-                raise ValueError(f"squared: {name!r} is not an equality constraint of {self.name!r} "
+            if not isinstance(con, Constraint) or (self._must_be_eq and con.kind != "eq"):
+                kind = "an equality constraint" if self._must_be_eq else "a constraint"
+                raise ValueError(f"{self._what}: {name!r} is not {kind} of {self.name!r} "
                                  f"(its terms: {sorted(terms)})")
-            terms[name] = Constraint(con.value**2, "eq", coords=con.coords)
+            terms[name] = self._wrap(name, dataclasses.replace(con, aggregate=aggregate))
         return terms
+
+    _must_be_eq = False
+    _what = "aggregate"
 
     def config(self) -> dict:
         base = self.problem.config() if hasattr(self.problem, "config") else {"name": self.name}
-        return {**base, "squared_constraints": list(self.names)}
+        return {**base, "constraint_aggregates": dict(self.aggregates)}
 
     def __getattr__(self, attr):  # evaluate, branch, known_minimum, ...: the problem's own
         if attr == "problem":
@@ -121,9 +122,42 @@ class SquaredConstraints:
         return getattr(self.problem, attr)
 
 
+class SquaredConstraints(Redeclared):
+    """Deprecated: ``problem`` with each named equality c(x) = 0 replaced by the global c(x)^2 = 0.
+
+    Before constraints aggregated point-wise by default, this was how the comparisons enforced a
+    point-wise equality with the augmented Lagrangian (the signed mean of c^2 is zero only when c
+    vanishes everywhere). The library's point-wise default now does it directly; this wrapper
+    stays, with the same numbers as before (c^2 declared ``aggregate="mean"``: loss
+    lam mean c^2 + mu/2 (mean c^2)^2, and ``violation/<name>`` the mean square), so recorded
+    results can be reproduced.
+    """
+
+    def __init__(self, problem, names):
+        warnings.warn("SquaredConstraints is deprecated: constraints are point-wise by default "
+                      "(Constraint.aggregate)", DeprecationWarning, stacklevel=2)
+        super().__init__(problem, tuple((n, "mean") for n in names))
+
+    _must_be_eq = True
+    _what = "squared"
+
+    @property
+    def names(self) -> tuple:
+        return tuple(n for n, _ in self.aggregates)
+
+    def _wrap(self, name: str, con) -> Constraint:
+        return dataclasses.replace(con, value=con.value ** 2)
+
+    def config(self) -> dict:
+        base = self.problem.config() if hasattr(self.problem, "config") else {"name": self.name}
+        return {**base, "squared_constraints": list(self.names)}
+
+
 def build_problem(config: "Config"):
-    """The config's problem from the registry, with its ``squared`` constraints squared."""
+    """The config's problem from the registry, with its ``aggregate`` overrides (and deprecated ``squared``)."""
     problem = problems_lib.get(config.problem, **config.problem_kwargs)
+    if config.aggregate:
+        problem = Redeclared(problem, tuple(sorted(config.aggregate.items())))
     return SquaredConstraints(problem, tuple(config.squared)) if config.squared else problem
 
 
@@ -285,7 +319,7 @@ def write_outputs(comparisons: Sequence[Comparison], out_dir: str) -> list:
         json.dump(to_jsonable([c.to_dict() for c in comparisons]), fh, indent=2)
     return paths
 
-__all__ = ["Comparison", "Config", "RunRecord", "Spread", "SquaredConstraints", "branch_counts", "build_balancer",
+__all__ = ["Comparison", "Config", "Redeclared", "RunRecord", "Spread", "SquaredConstraints", "branch_counts", "build_balancer",
            "build_problem", "default_columns", "enable_compile_cache", "format_comparison", "format_spread",
            "format_table", "format_trace_table", "metric_spread", "run_comparison", "run_config", "spread",
            "write_outputs"]

@@ -66,10 +66,11 @@ def pde_toy_configs(*, width: int = 32, depth: int = 3, fourier_features: int = 
 
     - ``penalty``: the talk's loss ``mean r^2 + penalty_weight mean (u - g)^2`` (``bc`` an
       objective, the ``sum`` balancer with that weight; no constraint method);
-    - ``al``: ``bc`` the equality constraint (u - g)^2 = 0 (``SquaredConstraints``), so the
-      augmented Lagrangian drives the boundary mean square to zero with a multiplier;
-    - ``al-mean``: the augmented Lagrangian on the problem's own constraint u - g = 0, whose
-      aggregated value is the signed mean of u - g (only its mean is enforced: see the README).
+    - ``al``: the augmented Lagrangian on the problem's point-wise constraint u - g = 0
+      (the library's default: (lam + mu/2) mean (u - g)^2, the multiplier rising while it is
+      violated);
+    - ``al-mean``: the same constraint declared ``aggregate="mean"``, so only the signed mean of
+      u - g is enforced (errors of opposite sign cancel: see the README).
 
     ``adam``, ``bbi``: learning-rate settings ``{"learning_rate", "decay_every", "decay_rate"}``
     and other hyperparameters of each optimizer; ``al``: options of the method. Labels are
@@ -85,9 +86,9 @@ def pde_toy_configs(*, width: int = 32, depth: int = 3, fourier_features: int = 
         "penalty": dict(problem_kwargs={**base, "boundary": "objective"}, constraints="none",
                         balancing_kwargs={"weights": {"bc": penalty_weight}}),
         "al": dict(problem_kwargs={**base, "boundary": "constraint"}, constraints="al",
-                   constraint_kwargs=al_opts, squared=("bc",)),
+                   constraint_kwargs=al_opts),
         "al-mean": dict(problem_kwargs={**base, "boundary": "constraint"}, constraints="al",
-                        constraint_kwargs=al_opts),
+                        constraint_kwargs=al_opts, aggregate={"bc": "mean"}),
     }
     configs = []
     for optimizer in ("adam", "bbi"):

@@ -92,67 +92,26 @@ def test_pde_toy_penalty_is_the_talks_loss():
     terms = problem.terms(params, problem.sample(jax.random.key(1), 0))
     assert isinstance(terms["bc"], Objective) and penalty.constraints == "none"
     assert penalty.balancing_kwargs == {"weights": {"bc": 1e5}}
-    # al-mean: the problem's own constraint u - g, not squared
-    assert al_mean.constraints == "al" and al_mean.squared == () and not isinstance(B.build_problem(al_mean),
-                                                                                     B.SquaredConstraints)
+    # al: the problem's own point-wise constraint u - g; al-mean: the same declared a mean one
+    al = P.pde_toy_configs(select=["al/adam"], **TINY_TOY)[0]
+    assert al.constraints == "al" and al.squared == () and al.aggregate == {}
+    mean_problem = B.build_problem(al_mean)
+    assert isinstance(mean_problem, B.Redeclared) and al_mean.aggregate == {"bc": "mean"}
+    assert mean_problem.terms(params, problem.sample(jax.random.key(1), 0))["bc"].aggregate == "mean"
 
 
-def test_squared_constraints_square_equalities_and_name_bad_terms():
+def test_squared_constraints_is_a_deprecated_alias_with_the_old_numbers():
     config = P.pde_toy_configs(select=["al/adam"], **TINY_TOY)[0]
-    wrapped = B.build_problem(config)
-    plain = wrapped.problem
+    plain = B.build_problem(config)
+    with pytest.warns(DeprecationWarning, match="point-wise by default"):
+        wrapped = B.SquaredConstraints(plain, ("bc",))
     params = wrapped.init(jax.random.key(0))
     batch = wrapped.sample(jax.random.key(1), 0)
     value = plain.terms(params, batch)["bc"].value
     squared = wrapped.terms(params, batch)["bc"]
-    assert isinstance(squared, Constraint) and squared.kind == "eq"
+    assert isinstance(squared, Constraint) and squared.kind == "eq" and squared.aggregate == "mean"
     np.testing.assert_allclose(squared.value, value**2, rtol=1e-6)
     assert isinstance(wrapped.terms(params, batch)["pde"], Objective)
     assert wrapped.config()["squared_constraints"] == ["bc"] and set(wrapped.evaluate(params)) >= {"rel_l2", "u0"}
-    with pytest.raises(ValueError, match="'pde' is not an equality constraint"):
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="'pde' is not an equality constraint"):
         B.SquaredConstraints(plain, ("pde",)).terms(params, batch)
-
-
-def test_diverged_runs_are_counted_not_hidden():
-    config = B.Config("x", "convection", {})
-    ok = B.RunRecord("x", 0, "finished", {"eval/rel_l2": 0.5}, {}, None, 10.0, 1.0)
-    bad = B.RunRecord("x", 1, "diverged", {}, {}, None, math.nan, 1.0, "stopped")
-    comp = B.Comparison("convection", 10, [0, 1], [config], [ok, bad], [("rel L2", "eval/rel_l2")])
-    assert cells(B.format_table(comp))[0][1] == "0.5 [0.5, 0.5] n=1 +1 diverged"
-
-
-def test_comparison_options_route_settings():
-    opts = P.comparison_options("convection", {"beta": 50.0, "eps": 1.0, "harmonics": 2},
-                                {"learning_rate": 1e-3, "b1": 0.8}, None, None)
-    assert opts["eps"] == 1.0 and opts["beta"] == 50.0 and opts["problem"] == {"harmonics": 2}
-    assert opts["learning_rate"] == 1e-3 and opts["optimizer_kwargs"] == {"b1": 0.8}
-    configs = P.convection_configs(**opts)
-    assert all(c.problem_kwargs["beta"] == 50.0 and c.problem_kwargs["harmonics"] == 2 for c in configs)
-    assert all(c.optimizer_kwargs == {"b1": 0.8} and c.balancing_kwargs["weights"] == {"ic": 100.0}
-               for c in configs if c.balancing != "spatial")
-    toy = P.comparison_options("pde_toy", {"penalty_weight": 1e4}, {"bbi.learning_rate": 1e-4}, ["bbi"], None)
-    assert toy["bbi"] == {"learning_rate": 1e-4} and toy["select"] == ["penalty/bbi", "al/bbi"]
-    labels = [c.label for c in P.pde_toy_configs(**toy)]
-    assert labels == ["penalty/bbi", "al/bbi"]
-    with pytest.raises(ValueError, match="'sgd' is not among"):
-        P.comparison_options("pde_toy", {}, {"sgd.learning_rate": 1.0}, None, None)
-    with pytest.raises(ValueError, match="not 'rastrigin'"):
-        P.comparison_options("rastrigin", {}, {}, None, None)
-    with pytest.raises(ValueError, match="unknown config"):
-        P.convection_configs(select=["causal", "nope"])
-
-
-def test_cli_runs_the_comparison_and_writes_tables(tmp_path, capsys):
-    parser = argparse.ArgumentParser()
-    bench_cli.add_arguments(parser)
-    args = parser.parse_args(["convection", "--steps", "4", "--runs", "2", "--seed", "3", "--configs", "sum",
-                              "-p", "width=8", "-p", "depth=1", "-p", "n_points=16", "-p", "n_ic=8",
-                              "-p", "n_eval_t=3", "-p", "n_eval_x=4", "--opt-arg", "learning_rate=0.01",
-                              "--out", str(tmp_path)])
-    assert bench_cli.run(args) == 0
-    out = capsys.readouterr().out
-    assert "[convection] sum, seed 3" in out and "[convection] sum, seed 4" in out and "n=2" in out
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary[0]["seeds"] == [3, 4] and len(summary[0]["records"]) == 2
-    assert summary[0]["configs"][0]["learning_rate"] == 0.01
-    assert "convection: 1 configs x 2 seeds" in (tmp_path / "tables.txt").read_text()
