@@ -19,10 +19,9 @@ from pinnopt.balancing.causal import CausalState, causal, causal_weights, chunk_
 from pinnopt.balancing.homoscedastic import HomoscedasticState, homoscedastic
 from pinnopt.balancing.spatial import SpatialState, WeightNet, spatial
 from pinnopt.balancing.weighted_sum import SumState, weighted_sum
+from pinnopt.balancing.registry import REGISTRY
 from pinnopt.methods import stateless as _stateless
-from pinnopt.registry import Registry
 
-REGISTRY = Registry("balancer")
 REGISTRY.register("sum", weighted_sum)
 REGISTRY.register("homoscedastic", homoscedastic)
 REGISTRY.register("spatial", spatial)

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from pinnopt.balancing.base import Balancer, check_coords, check_names, check_objectives
+from pinnopt.balancing.registry import REGISTRY
 
 ACTIVATIONS: dict[str, Callable] = {
     "tanh": jnp.tanh, "sin": jnp.sin, "gelu": jax.nn.gelu, "silu": jax.nn.silu, "softplus": jax.nn.softplus,
@@ -193,8 +194,7 @@ def spatial(*, width: int = 32, depth: int = 2, activation: Union[str, Callable]
 
 def _inner(inner, weights, options) -> Balancer:
     """The inner reduction: a name built with ``weights`` and ``options``, or a ready balancer."""
-    from pinnopt.balancing import get  # the registry imports this module
-
+    get = REGISTRY.get
     if isinstance(inner, str):
         name = "sum" if inner == "mean" else inner
         if name not in ("sum", "causal"):

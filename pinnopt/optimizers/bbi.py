@@ -46,7 +46,7 @@ branch-free arithmetic (XLA fuses it into a couple of passes over the parameters
 random draw, which on a CPU sits in a ``lax.cond`` (drawn only when a bounce is due) and on an
 accelerator is drawn every call and selected (a branch there costs a device-to-host sync); see
 ``draw_always``. It jits once, runs in ``lax.scan`` and vmaps over independent runs (a vmapped
-run set draws different bounces only if each run's ``state.key`` differs; ``pinnopt.bench``
+run set draws different bounces only if each run's ``state.key`` differs; ``pinnopt.experiments.vmapped``
 reseeds them). Under ``vmap`` a cond becomes a select evaluated at every call, so vmapped runs
 pay for one direction draw per step (noticeable in hundreds of dimensions).
 """
