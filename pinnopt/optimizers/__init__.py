@@ -97,12 +97,3 @@ from pinnopt.optimizers.quasi_newton import ssbfgs, ssbroyden  # noqa: E402
 register("ssbfgs", ssbfgs)
 register("ssbroyden", ssbroyden)
 __all__ += ["ssbfgs", "ssbroyden"]
-
-from pinnopt.optimizers.engd import engd  # noqa: E402
-from pinnopt.optimizers.least_squares import gauss_newton, levenberg_marquardt  # noqa: E402
-
-register("gauss_newton", gauss_newton)
-register("levenberg_marquardt", levenberg_marquardt)
-register("lm", levenberg_marquardt)
-register("engd", engd)
-__all__ += ["engd", "gauss_newton", "levenberg_marquardt"]
