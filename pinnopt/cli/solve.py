@@ -17,14 +17,18 @@ import sys
 import jax
 
 from pinnopt import balancing, constraints, optimizers, problems, sharding
-from pinnopt.cli.options import non_negative_int, parse_assignments, positive_int
+from pinnopt.cli.options import non_negative_int, parse_assignments, positive_int, split_per_name
 from pinnopt.cli.report import add_problem_summary, format_summary, plot_all
 from pinnopt.io.checkpoint import Checkpointer
 from pinnopt.problems.user import is_spec, load_factory, resolve_spec, spec_label
 from pinnopt.registry import check_options
-from pinnopt.training import NonFiniteError, init_state, solve
+from pinnopt.training import NonFiniteError, solve
+from pinnopt.training.phases import resolve_phases
+from pinnopt.training.precision import InFloat64
+from pinnopt.training.state import init_state_and_constraints
 
-DEFAULTS = {"optimizer": "adam", "constraints": "al", "balancing": "sum", "steps": 1000, "seed": 0, "chunk": 250}
+DEFAULTS = {"optimizer": "adam", "constraints": "al", "balancing": "sum", "steps": 1000, "seed": 0, "chunk": 250,
+            "resample_every": 1, "precision": "float32"}
 # Each method setting and the setting of its options.
 KWARGS = {"optimizer": "optimizer_kwargs", "constraints": "constraint_kwargs", "balancing": "balancing_kwargs"}
 
@@ -36,9 +40,12 @@ def add_arguments(p) -> None:
     p.add_argument("--dim", type=int, help="dimension of a test function (same as -p dim=N)")
     p.add_argument("-p", "--problem-arg", action="append", metavar="KEY=VALUE", help="problem option")
     p.add_argument("--preset", help="a problem's named preset (same as -p preset=NAME), e.g. lumpy --preset quick")
-    p.add_argument("--optimizer", "-o", help="optimizer name (default adam)")
-    p.add_argument("--lr", type=float, help="learning rate")
-    p.add_argument("--opt-arg", action="append", metavar="KEY=VALUE", help="optimizer hyperparameter")
+    p.add_argument("--optimizer", "-o", action="append", metavar="NAME[:STEPS]",
+                   help="optimizer name (default adam); repeated as NAME:STEPS, the phases run one after the "
+                        "other (e.g. -o adam:5000 -o lbfgs:2000)")
+    p.add_argument("--lr", type=float, help="learning rate (with phases: of every phase whose optimizer requires one)")
+    p.add_argument("--opt-arg", action="append", metavar="[NAME.]KEY=VALUE",
+                   help="optimizer hyperparameter; with phases, NAME. picks the phases of that optimizer")
     p.add_argument("--constraints", "-c", help="constraint method: al, penalty, none (default al)")
     p.add_argument("--constraint-arg", action="append", metavar="KEY=VALUE", help="constraint-method option")
     p.add_argument("--balancing", "-b", help="balancer: sum, homoscedastic, spatial, causal (default sum)")
@@ -46,6 +53,10 @@ def add_arguments(p) -> None:
     p.add_argument("--steps", type=positive_int, help="total steps (default 1000; with --resume: the run's own)")
     p.add_argument("--seed", type=non_negative_int, help="seed (default 0)")
     p.add_argument("--chunk", type=positive_int, help="steps per compiled chunk (default 250)")
+    p.add_argument("--resample-every", type=non_negative_int, metavar="K",
+                   help="collocation points: 1 fresh every step (default), K kept for K steps, 0 one fixed set")
+    p.add_argument("--x64", action="store_true", default=None,
+                   help="run the whole solve in float64 (parameters, points, optimizer, checkpoints)")
     p.add_argument("--runs", default="runs", help="folder of run directories (default ./runs)")
     p.add_argument("--name", help="run name (default PROBLEM-OPTIMIZER-TIME)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
@@ -71,6 +82,47 @@ def problem_key(name):
         raise SystemExit(f"error: {err}")
 
 
+def _requires_learning_rate(name: str) -> bool:
+    import inspect
+
+    try:
+        param = inspect.signature(optimizers.REGISTRY.factory(name)).parameters.get("learning_rate")
+    except ValueError as err:
+        raise SystemExit(f"error: {err}")
+    return param is not None and param.default is inspect.Parameter.empty
+
+
+def optimizer_settings(values, options: dict, lr):
+    """(optimizer, optimizer_kwargs) from the ``-o`` values, ``--opt-arg`` options and ``--lr``.
+
+    One ``-o NAME`` (or none): that optimizer with the options. ``-o NAME:STEPS`` (one or more):
+    a list of phases ``{"name", "options", "steps"}`` (as config.json records them), each phase
+    getting the options without a ``NAME.`` prefix and those prefixed with its name, and ``--lr``
+    when its optimizer requires a learning rate.
+    """
+    values = values or []
+    if not any(":" in v for v in values) and len(values) <= 1:
+        if lr is not None:
+            options["learning_rate"] = lr
+        return (values[0] if values else None), options
+    phases = []
+    for v in values:
+        name, _, steps = v.partition(":")
+        try:
+            steps = int(steps)
+        except ValueError:
+            raise SystemExit(f"error: -o {v}: with several optimizers each is NAME:STEPS (steps an integer)") from None
+        if steps < 1:
+            raise SystemExit(f"error: -o {v}: the steps of a phase must be >= 1")
+        phases.append({"name": name, "options": {}, "steps": steps})
+    per_name = split_per_name(options, sorted({p["name"] for p in phases}), "--opt-arg", "-o")
+    for p in phases:
+        p["options"] = dict(per_name.get(p["name"], {}))
+        if lr is not None and _requires_learning_rate(p["name"]):
+            p["options"].setdefault("learning_rate", lr)
+    return phases, {}
+
+
 def settings_from_args(args) -> dict:
     """The settings of a solve, from config.json when resuming, overridden by explicit flags."""
     problem_kwargs = parse_assignments(args.problem_arg, "--problem-arg")
@@ -78,16 +130,16 @@ def settings_from_args(args) -> dict:
         problem_kwargs["dim"] = args.dim
     if args.preset is not None:
         problem_kwargs["preset"] = args.preset
-    opt_kwargs = parse_assignments(args.opt_arg, "--opt-arg")
-    if args.lr is not None:
-        opt_kwargs["learning_rate"] = args.lr
+    optimizer, opt_kwargs = optimizer_settings(args.optimizer, parse_assignments(args.opt_arg, "--opt-arg"),
+                                               args.lr)
     problem = problem_key(args.problem)
     settings = {
         "problem": problem, "problem_kwargs": problem_kwargs,
-        "optimizer": args.optimizer, "optimizer_kwargs": opt_kwargs,
+        "optimizer": optimizer, "optimizer_kwargs": opt_kwargs,
         "constraints": args.constraints, "constraint_kwargs": parse_assignments(args.constraint_arg, "--constraint-arg"),
         "balancing": args.balancing, "balancing_kwargs": parse_assignments(args.balancing_arg, "--balancing-arg"),
         "steps": args.steps, "seed": args.seed, "chunk": args.chunk,
+        "resample_every": args.resample_every, "precision": "float64" if args.x64 else None,
     }
     if args.resume:
         path = os.path.join(args.resume, "config.json")
@@ -103,6 +155,8 @@ def settings_from_args(args) -> dict:
             raise SystemExit(f"error: --resume {args.resume} is a run of {cli.get('problem')!r}, not {problem!r}")
     if settings["problem"] is None:
         raise SystemExit("error: name a problem (see `pinnopt list`) or --resume a run directory")
+    if isinstance(settings["optimizer"], list) and settings["steps"] is None:
+        settings["steps"] = sum(p["steps"] for p in settings["optimizer"])  # the phases' total
     return settings
 
 
@@ -140,8 +194,9 @@ def build_problem(name: str, kwargs: dict):
 
 
 def build_parts(settings: dict) -> tuple:
-    """(optimizer, balancer, constraint method) of the settings, from the registries."""
-    return (optimizers.get(settings["optimizer"], **settings["optimizer_kwargs"]),
+    """(optimizers of the phases, balancer, constraint method) of the settings, from the registries."""
+    phases = resolve_phases(settings["optimizer"], settings["optimizer_kwargs"], settings["steps"])
+    return (tuple(p.tx for p in phases),
             balancing.get(settings["balancing"], **settings["balancing_kwargs"]),
             constraints.get(settings["constraints"], **settings["constraint_kwargs"]))
 
@@ -149,7 +204,7 @@ def build_parts(settings: dict) -> tuple:
 def check_settings(settings: dict) -> None:
     """Every setting a solve would reject, rejected now (``SystemExit`` naming it): the counts,
     and the optimizer, balancer and constraint method with their options (built once)."""
-    for key, low in (("steps", 1), ("chunk", 1), ("seed", 0)):
+    for key, low in (("steps", 1), ("chunk", 1), ("seed", 0), ("resample_every", 0)):
         val = settings[key]
         if isinstance(val, bool) or not isinstance(val, int) or val < low:
             raise SystemExit(f"error: {key} must be an integer >= {low}, got {val!r}")
@@ -178,7 +233,10 @@ def problem_config(problem, settings: dict) -> dict:
 def run_name(settings: dict) -> str:
     """The default run name, PROBLEM-OPTIMIZER-TIME (a spec's file stem and factory as PROBLEM)."""
     problem = spec_label(settings["problem"]) if is_spec(settings["problem"]) else settings["problem"]
-    return f"{problem}-{settings['optimizer']}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
+    optimizer = settings["optimizer"]
+    if isinstance(optimizer, list):
+        optimizer = "+".join(p["name"] for p in optimizer)
+    return f"{problem}-{optimizer}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,7 +265,8 @@ def run(args) -> int:
     try:
         res = solve(
             problem, optimizer=s["optimizer"], constraints=s["constraints"], balancing=s["balancing"],
-            steps=s["steps"], seed=s["seed"], chunk=s["chunk"], out=out, resume=args.resume,
+            steps=s["steps"], seed=s["seed"], chunk=s["chunk"],
+            out=out, resume=args.resume, resample_every=s["resample_every"], precision=s["precision"],
             optimizer_kwargs=s["optimizer_kwargs"], constraint_kwargs=s["constraint_kwargs"],
             balancing_kwargs=s["balancing_kwargs"], progress=not args.no_progress,
             problem_config=problem_config(problem, s), devices=devices,
@@ -250,13 +309,16 @@ def saved_settings(run_dir: str) -> dict:
 def load_run(run_dir: str, problem=None):
     """(problem, model params) of a run directory: the problem rebuilt from config.json (unless
     given), the parameters restored from the latest checkpoint."""
-    s = saved_settings(run_dir)
+    s = {**DEFAULTS, **saved_settings(run_dir)}
     if problem is None:
         problem = build_problem(s["problem"], s["problem_kwargs"])
-    tx, balancer, method = build_parts(s)
-    template = init_state(problem, tx, balancer, method, s["seed"])
-    state = Checkpointer(os.path.join(run_dir, "checkpoints")).restore(template)
-    return problem, state.params["model"]
+    txs, balancer, method = build_parts(s)
+    x64 = s.get("precision") == "float64"
+    with jax.enable_x64(x64):
+        template = init_state_and_constraints(InFloat64(problem) if x64 else problem, txs, balancer, method,
+                                              s["seed"], param_dtype=jax.numpy.float64 if x64 else None)[0]
+        state = Checkpointer(os.path.join(run_dir, "checkpoints")).restore(template)
+        return problem, jax.device_get(state.params["model"])
 
 
 __all__ = ["DEFAULTS", "add_arguments", "build_parts", "build_problem", "check_settings", "fill_defaults",

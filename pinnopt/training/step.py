@@ -13,6 +13,7 @@ argument, so a new multiplier or penalty value always reaches the compiled code.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 import jax
@@ -36,6 +37,13 @@ def _tree_not_nan(tree) -> jax.Array:
     leaves = [~jnp.any(jnp.isnan(x)) for x in jax.tree_util.tree_leaves(tree)
               if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+def _takes_keyword(fn, name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _select(pred, new, old):
@@ -106,6 +114,9 @@ def make_step(problem, tx, balancer, method, mesh=None, *, phase: int = 0, resam
     """
     loss_fn = make_loss_fn(problem, balancer, method, mesh)
     residuals = make_residual_fn(problem, balancer, method)
+    # Only an optimizer that names residual_fn in its update gets it: optax's line search hands
+    # every extra argument on to value_fn and refuses the ones value_fn does not take.
+    wants_residuals = _takes_keyword(tx.update, "residual_fn")
     if collocation_key is None:
         collocation_key = jax.random.PRNGKey(COLLOCATION_SALT)
 
@@ -121,8 +132,9 @@ def make_step(problem, tx, balancer, method, mesh=None, *, phase: int = 0, resam
         def residual_fn(p):
             return residuals(p, batch, state.balancer_state, state.constraint_state)
 
+        extra = {"residual_fn": residual_fn} if wants_residuals else {}
         updates, phase_state = tx.update(grads, state.opt_state[phase], state.params,
-                                         value=loss, grad=grads, value_fn=value_fn, residual_fn=residual_fn)
+                                         value=loss, grad=grads, value_fn=value_fn, **extra)
         opt_state = state.opt_state[:phase] + (phase_state,) + state.opt_state[phase + 1:]
         params = optax.apply_updates(state.params, updates)
         balancer_state = balancer.update(objectives, state.params["balancer"], state.balancer_state)
