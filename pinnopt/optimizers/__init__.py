@@ -97,3 +97,8 @@ from pinnopt.optimizers.quasi_newton import ssbfgs, ssbroyden  # noqa: E402
 register("ssbfgs", ssbfgs)
 register("ssbroyden", ssbroyden)
 __all__ += ["ssbfgs", "ssbroyden"]
+
+from pinnopt.optimizers.soap import soap  # noqa: E402
+
+register("soap", soap)
+__all__ += ["soap"]
