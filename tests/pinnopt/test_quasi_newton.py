@@ -102,13 +102,13 @@ def test_quadratic_terminates_in_n_iterations_with_a_near_exact_line_search(make
     n = 10
     rng = np.random.default_rng(0)
     m = rng.standard_normal((n, n))
-    A = jnp.asarray(m @ m.T + np.diag(np.linspace(0.5, 20, n)))  # condition number ~ 100
+    A = jnp.asarray(m @ m.T + np.diag(np.linspace(0.5, 20, n)))  # condition number 18
     b = jnp.asarray(rng.standard_normal(n))
     x_star = jnp.linalg.solve(A, b)
     f = lambda x: 0.5 * x @ A @ x - b @ x
     _, state, xs = scan_run(make(slope_rtol=1e-10, curv_rtol=1e-8), f, jnp.zeros(n), n)
     errors = np.max(np.abs(np.asarray(xs) - np.asarray(x_star)), axis=1) / np.max(np.abs(np.asarray(x_star)))
-    assert errors[n - 1] < 1e-10, errors  # measured: 3e-14 (ssbfgs), 6e-13 (ssbroyden)
+    assert errors[n - 1] < 1e-10, errors  # measured: 1e-3 after 9 iterations, 6e-15 (ssbfgs) and 1e-14 (ssbroyden) after 10
     assert errors[n // 2] > 1e-6  # and not before: it is the n-step termination, not luck
     assert int(state.skipped) == 0 and int(state.resets) == 0
     assert state.hess_inv.dtype == jnp.float64
@@ -120,7 +120,7 @@ def test_rosenbrock_reaches_the_minimum(make, x64):
     errors = np.max(np.abs(np.asarray(xs) - 1.0), axis=1)
     reached = int(np.argmax(errors < 1e-6)) + 1
     assert errors[-1] < 1e-10 and np.all(errors[reached - 1:] < 1e-6)
-    assert reached <= 60, reached  # measured: 33 (ssbfgs), 37 (ssbroyden) iterations
+    assert reached <= 60, reached  # measured: 33 (ssbfgs), 36 (ssbroyden) iterations (1e-12: 37, 40)
     assert xs.dtype == jnp.float64
 
 
