@@ -102,3 +102,12 @@ from pinnopt.optimizers.soap import soap  # noqa: E402
 
 register("soap", soap)
 __all__ += ["soap"]
+
+from pinnopt.optimizers.engd import engd  # noqa: E402
+from pinnopt.optimizers.least_squares import gauss_newton, levenberg_marquardt  # noqa: E402
+
+register("gauss_newton", gauss_newton)
+register("levenberg_marquardt", levenberg_marquardt)
+register("lm", levenberg_marquardt)
+register("engd", engd)
+__all__ += ["engd", "gauss_newton", "levenberg_marquardt"]
