@@ -31,6 +31,7 @@ def test_poisson_1d_with_the_defaults_is_accurate_and_certified():
     assert cert["certified"] and cert["max_violation"] <= 1e-2 and result.summary["certified"]
 
 
+@pytest.mark.slow  # 14-40 s; the 1-D problem checks the same defaults in the default suite
 def test_poisson_2d_dirichlet_with_the_defaults_is_accurate_and_certified():
     result = pinnopt.solve(load("poisson_2d").make_problem(), optimizer="adam",
                            optimizer_kwargs={"learning_rate": 3e-3}, steps=4000, chunk=500)

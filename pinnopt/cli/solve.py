@@ -147,7 +147,10 @@ def settings_from_args(args) -> dict:
             raise SystemExit(f"error: --resume {args.resume}: no config.json there (not a run directory)")
         with open(path) as fh:
             saved = json.load(fh)
-        cli = saved.get("cli", {})
+        cli = saved.get("cli")
+        if cli is None:  # a run of pinnopt.solve from Python: its parts as the registries built them
+            spec = saved.get("problem_spec") or {}
+            cli = {"problem": spec.get("name"), "problem_kwargs": spec.get("options", {})}
         for key, val in settings.items():
             if val is None or val == {}:
                 settings[key] = cli.get(key, saved.get(key))

@@ -38,6 +38,7 @@ class SolveConfig:
     """Everything ``solve`` was asked for, as written to config.json (enough to rebuild every part)."""
 
     problem: Optional[dict]
+    problem_spec: Optional[dict]  # {"name", "options"} when the problem came from a registry's get
     optimizer: Union[str, list, None]  # a name, or a list of phases {name, options, steps}
     optimizer_kwargs: dict
     constraints: Union[str, None]
@@ -203,6 +204,7 @@ def _solve(problem, phases, constraints, balancing, seed, chunk, out, resume, co
     names["optimizers"] = record_phases(phases)
     config = SolveConfig(
         problem=_problem_description(problem, problem_config),
+        problem_spec=spec_of(problem).to_config() if spec_of(problem) is not None else None,
         optimizer=names["optimizers"][0], optimizer_kwargs=names["optimizers"][1],
         constraints=names["constraints"][0], constraint_kwargs=names["constraints"][1],
         balancing=names["balancing"][0], balancing_kwargs=names["balancing"][1],

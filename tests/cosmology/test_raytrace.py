@@ -192,6 +192,7 @@ def test_ray_equations_are_the_geodesic_and_deviation_equations(x64):
     np.testing.assert_allclose(scaled.eta * one_plus_z**2, rate.eta, rtol=1e-12)
 
 
+@pytest.mark.slow  # 37 s of float64 ray compilation: with -m slow, to keep the default suite near 10 minutes
 def test_gradient_through_grouped_rays_matches_finite_differences(x64):
     # Rows 0-2 share a direction (one ray, three redshifts); rows 3-5 have one each.
     directions = unit([[1, 0, 0], [1, 0, 0], [1, 0, 0], [0, 1, 1], [1, -1, 0], [0, 0, -1]])

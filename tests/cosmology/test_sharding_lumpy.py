@@ -23,6 +23,11 @@ from solve_problems import assert_same_run  # noqa: E402  (the core's sharding c
 
 N_DEVICES = 4
 
+# About 7 minutes on 2 cores (4 lumpy solves on forced devices, each compiling its programs): the
+# default suite would pass 10 minutes with it, so it runs with `-m slow`. The core's forced-device
+# tests (tests/pinnopt/test_sharding.py) stay in the default suite.
+pytestmark = pytest.mark.slow
+
 SCRIPT = r"""
 import json, os, shutil, sys, tempfile
 sys.path.insert(0, HELPERS)

@@ -106,3 +106,16 @@ def test_constraint_tol_reaches_the_certificate():
                         constraint_kwargs={"update_every": 10})
     cert = res.summary["certificates"]["c"]
     assert cert["tol"] == 1e-2 and cert["max_violation"] < 1e-2 and cert["certified"] and res.summary["certified"]
+
+
+def test_a_python_run_of_registry_built_parts_resumes_from_the_cli(tmp_path):
+    from pinnopt.cli import main
+
+    run = str(tmp_path / "py")
+    pinnopt.solve(problems.get("rastrigin", dim=3), optimizer=optimizers.get("adam", learning_rate=0.05),
+                  constraints=constraints.get("penalty"), steps=20, chunk=10, out=run)
+    assert main(["solve", "--resume", run, "--steps", "40", "--no-progress", "--no-plots"]) == 0
+    summary = pinnopt.io.RunDir(run).read_json("summary.json")
+    config = pinnopt.io.RunDir(run).read_json("config.json")
+    assert summary["steps"] == 40 and config["problem_spec"] == {"name": "rastrigin", "options": {"dim": 3}}
+    assert config["optimizer_kwargs"] == {"learning_rate": 0.05} and config["constraints"] == "penalty"
