@@ -3,7 +3,6 @@ import importlib.util
 import os
 import sys
 import importlib
-import tomllib
 
 import jax.numpy as jnp
 import numpy as np
@@ -61,6 +60,7 @@ def test_custom_constraint_method_state_changes_inside_the_compiled_step():
 
 
 def test_plugin_entry_point_names_a_working_factory(monkeypatch):
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
     with open(os.path.join(EXAMPLES, "plugin", "pyproject.toml"), "rb") as fh:
         entry = tomllib.load(fh)["project"]["entry-points"]["pinnopt.problems"]["heat_1d"]
     module_name, attr = entry.split(":")

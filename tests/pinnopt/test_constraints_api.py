@@ -58,14 +58,6 @@ def test_state_is_a_scan_carry(name):
     assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(final), jax.tree.leaves(again)))
 
 
-@pytest.fixture
-def x64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
-
-
 @pytest.mark.parametrize("name", ["penalty", "al"])
 def test_float64_constraints_leave_the_state_float32(name, x64):
     method, cons = constraints.get(name), example(dtype=jnp.float64)

@@ -18,14 +18,6 @@ from pinnopt.optimizers.least_squares import (GaussNewtonState, LevenbergMarquar
 NAMES = ("gauss_newton", "levenberg_marquardt", "lm", "engd")
 
 
-@pytest.fixture
-def x64():
-    old = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", old)
-
-
 def make_step(tx, residual, jit=True):
     """One optimizer step on the loss sum(residual^2), as the solve loop calls it."""
 

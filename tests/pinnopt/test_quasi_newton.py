@@ -12,14 +12,6 @@ from pinnopt import optimizers
 from pinnopt.optimizers.quasi_newton import QuasiNewtonState, ssbfgs, ssbroyden
 
 
-@pytest.fixture
-def x64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
-
-
 def rosenbrock(x):
     return 100.0 * (x[1] - x[0] ** 2) ** 2 + (1.0 - x[0]) ** 2
 

@@ -12,14 +12,6 @@ from pinnopt import optimizers
 from pinnopt.optimizers.soap import ScaleBySoapState, soap
 
 
-@pytest.fixture
-def x64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
-
-
 def soap_state(opt_state) -> ScaleBySoapState:
     return next(s for s in jax.tree.leaves(opt_state, is_leaf=lambda s: isinstance(s, ScaleBySoapState))
                 if isinstance(s, ScaleBySoapState))
