@@ -1,4 +1,4 @@
-"""Fully connected networks for PINNs (flax.linen), with the input embeddings PDEs need.
+"""The plain fully connected network for PINNs (flax.linen), with the input embeddings PDEs need.
 
 ``MLP`` maps points ``(..., d)`` to ``(..., out)`` through, in order:
 
