@@ -11,20 +11,23 @@ variant except periodic-only with w = 1 (rel L2 0.015-0.03; periodic w = 1: 0.52
 beta = 50 by none (0.65-0.76). The factory's architecture options are the usual remedies: ``periodic=True`` feeds (cos x, sin x, ...) instead of x, which makes the
 network exactly 2 pi-periodic (no boundary term needed) and the initial condition one linear
 read-out away; ``fourier_features`` adds random Fourier features of the embedded input, to
-reach the beta/(2 pi) oscillations in t; width/depth/activation size the MLP.
+reach the beta/(2 pi) oscillations in t; width/depth/activation size the network; ``arch``
+(modified MLP, PirateNet), ``rwf`` and ``time_period`` choose the frontier's architectures
+(``pinnopt.nets.make_net``).
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Callable
+from typing import Callable, Optional
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from pinnopt import pde
-from pinnopt.nets import MLP, make_mlp
+from pinnopt.nets import make_net
 from pinnopt.terms import Constraint, Objective
 
 TERM_MODES = ("objective", "constraint")
@@ -84,7 +87,7 @@ class Convection:
     ``evaluate`` gives rel_l2 on a fixed (t, x) grid.
     """
 
-    net: MLP
+    net: nn.Module
     beta: float
     n_points: int
     n_ic: int
@@ -141,7 +144,8 @@ def make_convection(beta: float = 30.0, n_points: int = 2048, n_ic: int = 256, n
                     periodic: bool = True, harmonics: int = 1, fourier_features: int = 0,
                     fourier_scale: float = 1.0, width: int = 128, depth: int = 4,
                     activation: str = "tanh", ic: str = "objective", bc: str = "objective",
-                    n_eval_t: int = 101, n_eval_x: int = 128) -> Convection:
+                    n_eval_t: int = 101, n_eval_x: int = 128, arch: str = "mlp", rwf: bool = False,
+                    time_period: Optional[float] = None, time_trainable: bool = False) -> Convection:
     """1D convection with speed ``beta`` (see the module docstring).
 
     Args:
@@ -152,10 +156,16 @@ def make_convection(beta: float = 30.0, n_points: int = 2048, n_ic: int = 256, n
         term); ``False`` is the vanilla PINN on raw (t, x) with a "bc" term u(t, 0) = u(t, 2 pi).
       fourier_features, fourier_scale: random Fourier features [cos Bz, sin Bz] of the
         (embedded) input z, B ~ N(0, fourier_scale^2) fixed (0: none).
-      width, depth, activation: the MLP.
+      width, depth, activation: the network (``pinnopt.nets.make_net``).
       ic, bc: "objective" (squared, weighted by the balancer) or "constraint" (equality,
         enforced by the constraint method) for the initial and periodicity conditions.
       n_eval_t, n_eval_x: the fixed evaluation grid (x excludes 2 pi, which repeats 0).
+      arch: "mlp" (default: the same network and init as before this option), "modified_mlp"
+        or "pirate" (see ``pinnopt.nets``).
+      rwf: random weight factorization of every Dense kernel (mu = 1, sigma = 0.1).
+      time_period, time_trainable: embed t as cos(2 pi k t / P), sin(2 pi k t / P) (exactly
+        P-periodic in t; None: raw t), P fixed or learnt. P <= 1 forces u(t) = u(t + P) inside
+        [0, 1] unless trainable; jaxpi's advection starts a trainable P at 1.
     """
     if not np.isfinite(beta):
         raise ValueError(f"beta must be finite, got {beta!r}")
@@ -167,9 +177,11 @@ def make_convection(beta: float = 30.0, n_points: int = 2048, n_ic: int = 256, n
         if int(value) != value or value < 2:
             raise ValueError(f"{name} must be an integer >= 2, got {value!r}")
     periods = ((1, 2 * np.pi),) if periodic else ()
-    net = make_mlp(width, depth, 1, activation, periods, harmonics, fourier_features, fourier_scale)
+    net = make_net(arch, width, depth, 1, activation, periods, harmonics, fourier_features, fourier_scale,
+                   rwf=rwf, time_period=time_period, time_column=0, time_trainable=time_trainable)
     options = {"harmonics": harmonics, "fourier_features": fourier_features,
                "fourier_scale": fourier_scale, "width": width, "depth": depth,
-               "activation": activation, "n_eval_t": n_eval_t, "n_eval_x": n_eval_x}
+               "activation": activation, "n_eval_t": n_eval_t, "n_eval_x": n_eval_x, "arch": arch,
+               "rwf": rwf, "time_period": time_period, "time_trainable": time_trainable}
     return Convection(net, float(beta), int(n_points), int(n_ic), int(n_bc), bool(periodic), ic, bc,
                       space_time_grid(int(n_eval_t), int(n_eval_x)), options)

@@ -24,12 +24,13 @@ import dataclasses
 import functools
 from typing import Callable, Optional
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from pinnopt import pde
-from pinnopt.nets import MLP, make_mlp
+from pinnopt.nets import make_net
 from pinnopt.terms import Constraint, Objective
 
 G = float(np.sin(20.0) ** 2)  # the Dirichlet value on r = 1
@@ -157,7 +158,7 @@ class PDEToy:
     RMS of u - g on fixed circle points.
     """
 
-    net: MLP
+    net: nn.Module
     n_interior: int
     n_boundary: int
     boundary: str
@@ -211,7 +212,8 @@ class PDEToy:
 
 def make_pde_toy(n_interior: int = 1024, n_boundary: int = 256, width: int = 64, depth: int = 4,
                  activation: str = "tanh", boundary: str = "constraint", fourier_features: int = 0,
-                 fourier_scale: float = 1.0, n_eval: int = 101, n_eval_boundary: int = 256) -> PDEToy:
+                 fourier_scale: float = 1.0, n_eval: int = 101, n_eval_boundary: int = 256,
+                 arch: str = "mlp", rwf: bool = False) -> PDEToy:
     """The BBI talk's PDE (see the module docstring).
 
     Args:
@@ -222,6 +224,8 @@ def make_pde_toy(n_interior: int = 1024, n_boundary: int = 256, width: int = 64,
       fourier_features, fourier_scale: random Fourier features of (x, y) (0: none).
       n_eval: side of the square grid whose points in the disk are the fixed evaluation grid.
       n_eval_boundary: fixed circle points for ``bc_rms``.
+      arch: "mlp" (default: the same network and init as before this option), "modified_mlp"
+        or "pirate"; rwf: random weight factorization (see ``pinnopt.nets.make_net``).
     """
     if boundary not in BOUNDARY_MODES:
         raise ValueError(f"boundary must be one of {BOUNDARY_MODES}, got {boundary!r}")
@@ -229,11 +233,11 @@ def make_pde_toy(n_interior: int = 1024, n_boundary: int = 256, width: int = 64,
                         ("n_eval_boundary", n_eval_boundary)):
         if int(value) != value or value < 2:
             raise ValueError(f"{name} must be an integer >= 2, got {value!r}")
-    net = make_mlp(width, depth, 1, activation, (), 1, fourier_features, fourier_scale)
+    net = make_net(arch, width, depth, 1, activation, (), 1, fourier_features, fourier_scale, rwf=rwf)
     points = disk_grid(int(n_eval))
     exact = np.sin(20 * np.sum(points.astype(np.float64) ** 2, axis=-1)) ** 2
     options = {"width": width, "depth": depth, "activation": activation,
                "fourier_features": fourier_features, "fourier_scale": fourier_scale,
-               "n_eval": n_eval, "n_eval_boundary": n_eval_boundary}
+               "n_eval": n_eval, "n_eval_boundary": n_eval_boundary, "arch": arch, "rwf": rwf}
     return PDEToy(net, int(n_interior), int(n_boundary), boundary, points, exact.astype(np.float32),
                   circle(int(n_eval_boundary)), options)
