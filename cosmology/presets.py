@@ -44,6 +44,7 @@ from cosmology.conventions import HUBBLE_LENGTH_MPC, REFERENCE_H0
 
 METRICS = ("general", "synchronous", "flrw")
 ENERGY_CONDITIONS = ("weak", "ricci", "none")
+EINSTEIN_FORMS = ("constraint", "objective")
 BACKGROUNDS = ("matter", "lcdm", "de_sitter")
 
 
@@ -83,6 +84,9 @@ class CosmologyConfig:
     cosmological_constant: bool = False  # a trainable Lambda = 3 Omega_Lambda H_O^2
     omega_lambda_init: float = 0.0
     energy_condition: str = "weak"  # "weak" (on T_eff), "ricci" (the seeds' R >= 0), "none"
+    einstein: str = "constraint"  # the field equations: a point-wise equality Constraint (hard, via the
+    #                              constraint method) or "objective" (the old soft form, r^2 in the loss)
+    einstein_tol: float = 1e-2  # the certificate's bound on max |r| at held-out points (see module docstring)
     shear_tolerance: float = 0.01  # sigma^2 / H^2 <= this in the CMB window
     homogeneity_tolerance: float = 0.1  # |d g| / H <= this in the CMB window
     cmb_priors: bool = True
@@ -104,6 +108,9 @@ class CosmologyConfig:
         _check_choice("metric", self.metric, METRICS)
         _check_choice("energy_condition", self.energy_condition, ENERGY_CONDITIONS)
         _check_choice("background", self.background, BACKGROUNDS)
+        _check_choice("einstein", self.einstein, EINSTEIN_FORMS)
+        if not self.einstein_tol > 0:
+            raise ValueError(f"einstein_tol must be positive, got {self.einstein_tol!r}")
         for name in ("width", "depth", "n_points", "n_cmb", "n_directions", "n_redshift_nodes",
                      "max_ray_steps", "steps", "chunk"):
             value = getattr(self, name)
@@ -193,6 +200,7 @@ _FLRW_BASE = dict(
     metric="flrw", width=16, depth=2, w0=3.0, background="lcdm", background_omega_m=0.3,
     sn_redshift=3.0, sn_fraction=1.0, n_points=128, cosmological_constant=True, omega_lambda_init=0.7,
     energy_condition="none", cmb_priors=False, n_directions=1, sky_degree=0, n_redshift_nodes=32,
+    einstein="objective",  # a closure test of the pipeline: no constraint method, the soft form
     constraints="none", balancing="sum", learning_rate=5e-3, steps=1500, chunk=250,
 )
 FLRW_CONTROL_PRESETS: dict[str, dict] = {"default": _FLRW_BASE, "quick": {**_FLRW_BASE, "steps": 800}}

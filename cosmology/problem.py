@@ -11,11 +11,15 @@ Two problems share this code (registered as ``pinnopt.problems`` entry points):
 
 Terms (``terms(params, batch)``)
 
-- ``einstein`` (Objective, point-wise): r(x)^2, r the dimensionless residual
-  |G_ab + Lambda g_ab - kappa rho u_a u_b| / (3 H^2 + kappa rho) (:mod:`cosmology.matter`),
-  at fresh collocation points every step: ``sn_fraction`` of them in the supernova era,
-  the rest in the deep past, all in a ball of comoving radius at least the distance to the
-  farthest supernova (the whole region the light rays cross).
+- ``einstein`` (Constraint eq, point-wise, ``tol=einstein_tol``): the dimensionless residual
+  r = |G_ab + Lambda g_ab - kappa rho u_a u_b| / (3 H^2 + kappa rho) (:mod:`cosmology.matter`),
+  enforced by the constraint method and certified at held-out points at the end of the run;
+  ``einstein="objective"`` keeps the old soft form r(x)^2 in the loss, for comparison: there a
+  leftover residual acts as a missing source (dark energy, say) whose size depends on the loss
+  weights, which is why the hard form is the default. Fresh collocation points every step:
+  ``sn_fraction`` of them in the supernova era, the rest in the deep past, all in a ball of
+  comoving radius at least the distance to the farthest supernova (the whole region the
+  light rays cross).
 - ``supernovae`` (Objective, per supernova): the squared whitened residuals of the distance
   moduli, offset marginalised; their mean is chi^2 / N. Distances come from rays traced
   through the metric on a sky grid (:mod:`cosmology.supernovae`).
@@ -164,10 +168,7 @@ class CosmologyProblem:
         points = batch["points"]
         f = self.fields(params, points, metric_fn, src)
         w = supernovae.whitened_residuals(self.distances(params, metric_fn, batch.get("rays")), self.data)
-        terms = {
-            "einstein": Objective(f["residual"] ** 2, coords=points),
-            "supernovae": Objective(w**2),
-        }
+        terms = {"einstein": einstein_term(f["residual"], points, cfg), "supernovae": Objective(w**2)}
         if cfg.energy_condition != "none":
             terms[ENERGY_TERM[cfg.energy_condition]] = Constraint(f["energy_condition"], "ineq", coords=points)
         if cfg.cmb_priors:
@@ -301,6 +302,15 @@ def point_fields(metric_fn, x, source: matter.Source, energy_condition: str = "w
     elif energy_condition != "none":
         raise ValueError(f"energy_condition must be 'weak', 'ricci' or 'none', got {energy_condition!r}")
     return out
+
+
+def einstein_term(residual: jax.Array, points: jax.Array, cfg: CosmologyConfig):
+    """The field equations at ``points``: the point-wise equality r(x) = 0 with tolerance
+    ``cfg.einstein_tol`` (hard; enforced by the constraint method and certified at held-out
+    points), or with ``einstein="objective"`` the soft form r(x)^2 added to the loss."""
+    if cfg.einstein == "constraint":
+        return Constraint(residual, "eq", coords=points, tol=cfg.einstein_tol)
+    return Objective(residual**2, coords=points)
 
 
 def cmb_prior_values(metric_fn, x, source: matter.Source, shear_tolerance: float,

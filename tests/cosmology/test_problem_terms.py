@@ -34,14 +34,29 @@ def tiny(pantheon_dir):
 def test_terms_have_the_right_kinds_and_shapes(tiny):
     problem, _, batch, terms = tiny
     assert set(terms) == {"einstein", "supernovae", "weak_energy", "cmb_expansion", "cmb_shear", "cmb_homogeneity"}
-    assert isinstance(terms["einstein"], Objective) and terms["einstein"].loss.shape == (24,)
-    assert terms["einstein"].coords.shape == (24, 4)
+    # The field equations are hard by default: a point-wise equality with the preset's tolerance.
+    einstein = terms["einstein"]
+    assert isinstance(einstein, Constraint) and einstein.kind == "eq" and einstein.aggregate == "pointwise"
+    assert einstein.value.shape == (24,) and einstein.coords.shape == (24, 4)
+    assert einstein.tol == problem.cfg.einstein_tol == 1e-2
     assert isinstance(terms["supernovae"], Objective) and terms["supernovae"].loss.shape == (problem.data.z.shape[0],)
     for name in ("weak_energy", "cmb_expansion", "cmb_shear", "cmb_homogeneity"):
         assert isinstance(terms[name], Constraint) and terms[name].kind == "ineq"
     assert terms["cmb_shear"].value.shape == (6,)
     for t in terms.values():
         assert np.all(np.isfinite(np.asarray(getattr(t, "loss", None) if isinstance(t, Objective) else t.value)))
+
+
+def test_the_soft_form_is_an_option_with_the_same_residual(tiny, pantheon_dir):
+    problem, params, batch, terms = tiny
+    soft = make_lumpy("quick", data_path=str(pantheon_dir), omega_m_init=0.9, einstein="objective", **TINY)
+    out = jax.jit(soft.terms)(params, batch)
+    assert isinstance(out["einstein"], Objective)
+    np.testing.assert_allclose(np.asarray(out["einstein"].loss), np.asarray(terms["einstein"].value) ** 2, rtol=1e-6)
+    with pytest.raises(ValueError, match="einstein"):
+        make_lumpy("quick", data_path=str(pantheon_dir), einstein="soft", **TINY)
+    with pytest.raises(ValueError, match="einstein_tol"):
+        make_lumpy("quick", data_path=str(pantheon_dir), einstein_tol=0.0, **TINY)
 
 
 def test_sampling_covers_the_eras_and_the_ball(tiny):
@@ -60,7 +75,7 @@ def test_background_metric_gives_the_exact_residual_and_meets_the_constraints(ti
     # Einstein-de Sitter fitted with Omega_m = 0.9 and no Lambda: G_ab = 3 H^2 u_a u_b exactly,
     # E = 0.3 H^2 u u, |E| = 0.3 H^2, scale 3 H^2 + 2.7 H^2: r = 0.3 / 5.7 at every point.
     _, _, _, terms = tiny
-    np.testing.assert_allclose(np.sqrt(np.asarray(terms["einstein"].loss)), 0.3 / 5.7, rtol=2e-3)
+    np.testing.assert_allclose(np.asarray(terms["einstein"].value), 0.3 / 5.7, rtol=2e-3)
     assert np.all(np.asarray(terms["weak_energy"].value) < 0)
     assert np.all(np.asarray(terms["cmb_expansion"].value) < 0)
     np.testing.assert_allclose(terms["cmb_shear"].value, -0.01, atol=1e-5)
