@@ -8,16 +8,29 @@
   guard that reports the sigma -> infinity run-away.
 - ``"spatial"``: a small network W(x) per term, ``mean_x 0.5 e^{-2 W(x)} l(x) + W(x)``;
   composes with an inner reduction (``inner="causal"``).
-- ``"causal"``: time chunks weighted by ``stop_grad(exp(-eps sum_{k<i} L_k))``.
+- ``"causal"``: time chunks weighted by ``stop_grad(exp(-eps sum_{k<i} L_k))``; a list of eps
+  is the paper's schedule (the next eps once every chunk weight exceeds 0.99).
+- ``"grad_norm"``: ``sum_k lambda_k L_k``, ``lambda_k`` a moving average of
+  ``sum_j ||grad_theta L_j|| / ||grad_theta L_k||`` (Wang, Teng & Perdikaris 2021).
+- ``"ntk"``: the same with the NTK traces ``mean_i ||d r_{k,i} / d theta||^2`` (Wang, Yu &
+  Perdikaris 2022).
+- ``"rba"``: residual-based attention, a weight per point ``lambda_i <- gamma lambda_i + eta
+  |r_i| / max |r|``, loss ``mean (lambda r)^2`` (Anagnostopoulos et al. 2024); fixed points only.
+
+``grad_norm`` and ``ntk`` need the gradients of each term with respect to the model's
+parameters: their ``update`` takes ``model_grads=`` (``pinnopt.methods.ModelGrads``), which
+the training step supplies.
 
 Every loss reports ``raw/<term>`` (the unbalanced mean) and ``balanced`` (the scalar).
 """
 from __future__ import annotations
 
-from pinnopt.balancing.base import Balancer
+from pinnopt.balancing.adaptive import AdaptiveState, grad_norm, ntk
+from pinnopt.balancing.base import Balancer, PointBalancer
 from pinnopt.balancing.causal import CausalState, causal, causal_weights, chunk_ids, chunk_means
 from pinnopt.balancing.homoscedastic import HomoscedasticState, homoscedastic
 from pinnopt.balancing.spatial import SpatialState, WeightNet, spatial
+from pinnopt.balancing.rba import RBAState, rba
 from pinnopt.balancing.weighted_sum import SumState, weighted_sum
 from pinnopt.balancing.registry import REGISTRY
 from pinnopt.methods import stateless as _stateless
@@ -26,6 +39,9 @@ REGISTRY.register("sum", weighted_sum)
 REGISTRY.register("homoscedastic", homoscedastic)
 REGISTRY.register("spatial", spatial)
 REGISTRY.register("causal", causal)
+REGISTRY.register("grad_norm", grad_norm)
+REGISTRY.register("ntk", ntk)
+REGISTRY.register("rba", rba)
 
 register = REGISTRY.register
 available = REGISTRY.available
@@ -38,8 +54,8 @@ def stateless(loss_fn) -> Balancer:
 
 
 __all__ = [
-    "Balancer", "REGISTRY", "available", "get", "register", "stateless",
-    "weighted_sum", "homoscedastic", "spatial", "causal",
-    "SumState", "HomoscedasticState", "SpatialState", "CausalState", "WeightNet",
+    "Balancer", "PointBalancer", "REGISTRY", "available", "get", "register", "stateless",
+    "weighted_sum", "homoscedastic", "spatial", "causal", "grad_norm", "ntk", "rba",
+    "SumState", "HomoscedasticState", "SpatialState", "CausalState", "AdaptiveState", "RBAState", "WeightNet",
     "chunk_ids", "chunk_means", "causal_weights",
 ]

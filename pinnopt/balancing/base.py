@@ -34,9 +34,21 @@ class Balancer(TermMethod):
     Balancers that can serve as the ``inner`` reduction of the spatial balancer also accept
     ``loss(..., values={name: (N,) array})``: the point-wise values to reduce in place of the
     raw losses, which they still read for anything they derive their weights from.
+
+    ``requires_fixed_points`` (a class attribute) is True for a balancer whose state belongs
+    to the collocation points themselves (a weight per point, as ``rba``): ``pinnopt.solve``
+    then refuses any ``resample_every`` but 0 (one fixed set of points for the whole run).
     """
 
     __slots__ = ()
+    requires_fixed_points = False
+
+
+class PointBalancer(Balancer):
+    """A ``Balancer`` whose state holds one value per collocation point: fixed points only."""
+
+    __slots__ = ()
+    requires_fixed_points = True
 
 
 def mean(x: jax.Array) -> jax.Array:

@@ -77,8 +77,11 @@ def causal(eps: Union[float, Sequence[float], None] = None, *, n_chunks: int = 1
 
     Args:
       eps: causality parameter: a number (default 1), or a non-decreasing list of numbers used
-        as in Wang et al.: start with the first, move to the next once the minimum weight over
-        all causal terms exceeds ``min_weight_threshold`` (all chunks are fitted), stay at the last.
+        as in Wang et al. (Algorithm 1; the paper's list is ``[1e-2, 1e-1, 1, 10, 100]``): start
+        with the first (stage 0), move to the next once the minimum weight over all causal terms
+        exceeds ``min_weight_threshold`` (0.99: all chunks are fitted), stay at the last (where
+        the paper stops training; here the run ends by its step count). The check is part of
+        ``update``, inside the compiled step; the stage is the state's ``eps_index``.
       n_chunks: number of time chunks ``M``; points are ranked by time (``argsort`` in the
         compiled step, so the input need not be sorted) and point ``r`` of ``N`` goes to chunk
         ``floor(r M / N)``. Needs ``N >= M`` for every causal term.
@@ -93,8 +96,8 @@ def causal(eps: Union[float, Sequence[float], None] = None, *, n_chunks: int = 1
 
     As the ``inner`` reduction of the spatial balancer, ``loss(..., values=...)`` takes the chunk
     weights from the raw losses and applies them to the chunk means of ``values``.
-    Metrics: ``causal/eps``, ``causal/min_weight`` (over all causal terms, 1 if none) and
-    ``causal/min_weight/<term>``.
+    Metrics: ``causal/eps``, ``causal/stage`` (the position in the eps list, 0 without one),
+    ``causal/min_weight`` (over all causal terms, 1 if none) and ``causal/min_weight/<term>``.
     """
     if isinstance(n_chunks, bool) or not isinstance(n_chunks, numbers.Integral) or n_chunks < 1:
         raise ValueError(f"causal balancer: n_chunks must be an integer >= 1, got {n_chunks!r}")
@@ -165,7 +168,7 @@ def causal(eps: Union[float, Sequence[float], None] = None, *, n_chunks: int = 1
                 term = mean(v)
             total = total + weights.get(name, 1.0) * term
         metrics = {**raw_metrics(objectives), "balanced": total, "causal/eps": eps_now,
-                   "causal/min_weight": min_weight(chunk_w)}
+                   "causal/stage": state.eps_index.astype(jnp.float32), "causal/min_weight": min_weight(chunk_w)}
         metrics.update({f"causal/min_weight/{name}": jnp.min(w) for name, w in chunk_w.items()})
         return total, metrics
 

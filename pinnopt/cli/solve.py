@@ -48,7 +48,8 @@ def add_arguments(p) -> None:
                    help="optimizer hyperparameter; with phases, NAME. picks the phases of that optimizer")
     p.add_argument("--constraints", "-c", help="constraint method: al, penalty, none (default al)")
     p.add_argument("--constraint-arg", action="append", metavar="KEY=VALUE", help="constraint-method option")
-    p.add_argument("--balancing", "-b", help="balancer: sum, homoscedastic, spatial, causal (default sum)")
+    p.add_argument("--balancing", "-b", help="balancer: sum, homoscedastic, spatial, causal, grad_norm, ntk, rba "
+                                             "(default sum; rba needs --resample-every 0)")
     p.add_argument("--balancing-arg", action="append", metavar="KEY=VALUE", help="balancer option")
     p.add_argument("--steps", type=positive_int, help="total steps (default 1000; with --resume: the run's own)")
     p.add_argument("--seed", type=non_negative_int, help="seed (default 0)")

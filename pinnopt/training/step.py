@@ -7,6 +7,8 @@ One training step (all inside ``lax.scan``)::
               + method.loss(constraints, params.constraints, .)
     params <- params + optimizer.update(grad L, value=L, value_fn=L)
     balancer / constraint-method state <- their update (multipliers, penalty schedule, ...)
+        (a balancer whose update names ``model_grads`` also gets the per-term gradient
+        statistics w.r.t. the model parameters, ``pinnopt.methods.ModelGrads``, computed lazily)
 
 Every piece of changing state lives in ``TrainState`` and goes through the compiled step as an
 argument, so a new multiplier or penalty value always reaches the compiled code.
@@ -22,7 +24,7 @@ import optax
 
 from pinnopt import constraints as constraints_lib
 from pinnopt import sharding as sharding_lib
-from pinnopt.methods import flat_residuals, no_least_squares_form
+from pinnopt.methods import ModelGrads, flat_residuals, no_least_squares_form
 from pinnopt.terms import split_terms
 from pinnopt.training.state import TrainState
 
@@ -117,6 +119,8 @@ def make_step(problem, tx, balancer, method, mesh=None, *, phase: int = 0, resam
     # Only an optimizer that names residual_fn in its update gets it: optax's line search hands
     # every extra argument on to value_fn and refuses the ones value_fn does not take.
     wants_residuals = _takes_keyword(tx.update, "residual_fn")
+    # Only a balancer that names model_grads gets it; building it costs nothing until called.
+    wants_model_grads = _takes_keyword(balancer.update, "model_grads")
     if collocation_key is None:
         collocation_key = jax.random.PRNGKey(COLLOCATION_SALT)
 
@@ -137,7 +141,16 @@ def make_step(problem, tx, balancer, method, mesh=None, *, phase: int = 0, resam
                                          value=loss, grad=grads, value_fn=value_fn, **extra)
         opt_state = state.opt_state[:phase] + (phase_state,) + state.opt_state[phase + 1:]
         params = optax.apply_updates(state.params, updates)
-        balancer_state = balancer.update(objectives, state.params["balancer"], state.balancer_state)
+        if wants_model_grads:
+            def objectives_fn(theta):
+                terms = sharding_lib.shard_points(problem.terms(theta, batch), mesh, "term", uneven="free")
+                return split_terms(terms)[0]
+
+            balancer_extra = {"model_grads": ModelGrads(objectives_fn, state.params["model"])}
+        else:
+            balancer_extra = {}
+        balancer_state = balancer.update(objectives, state.params["balancer"], state.balancer_state,
+                                         **balancer_extra)
         constraint_state = method.update(constraints, state.params["constraints"], state.constraint_state)
 
         # Non-finite guard: skip the whole update (the key and step still advance, so a

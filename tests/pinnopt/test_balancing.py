@@ -15,6 +15,7 @@ ALL = {
     "causal": {"n_chunks": 3, "eps": [0.1, 1.0]},
     "spatial": {"width": 4, "depth": 1},
     "spatial+causal": {"width": 4, "depth": 1, "inner": "causal", "n_chunks": 3},
+    "rba": {"initial": 0.5},
 }
 
 
@@ -31,8 +32,8 @@ def objectives(key=KEY, n=10):
 
 
 def test_available_and_unknown_name():
-    assert balancing.available() == ["causal", "homoscedastic", "spatial", "sum"]
-    with pytest.raises(ValueError, match="Available: causal, homoscedastic, spatial, sum"):
+    assert balancing.available() == ["causal", "grad_norm", "homoscedastic", "ntk", "rba", "spatial", "sum"]
+    with pytest.raises(ValueError, match="Available: causal, grad_norm, homoscedastic, ntk, rba, spatial, sum"):
         balancing.get("homoskedastic")
     with pytest.raises(ValueError, match="has no option 'eps'.*Accepted: weights"):
         balancing.get("sum", eps=1.0)
