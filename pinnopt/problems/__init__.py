@@ -18,7 +18,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 from typing import Callable, Optional
 
-from pinnopt.problems import convection, pde_toy, toys
+from pinnopt.problems import allen_cahn, burgers, convection, elliptic, pde_toy, toys
 from pinnopt.problems.base import KnownMinimum, Problem
 from pinnopt.registry import Registry
 
@@ -40,6 +40,10 @@ REGISTRY.register("two_basin", toys.make_two_basin)
 REGISTRY.register("constrained_quadratic", toys.ConstrainedQuadratic)
 REGISTRY.register("pde_toy", pde_toy.make_pde_toy)
 REGISTRY.register("convection", convection.make_convection)
+REGISTRY.register("poisson2d", elliptic.make_poisson2d)
+REGISTRY.register("helmholtz2d", elliptic.make_helmholtz2d)
+REGISTRY.register("burgers", burgers.make_burgers)
+REGISTRY.register("allen_cahn", allen_cahn.make_allen_cahn)
 
 register = REGISTRY.register
 available = REGISTRY.available

@@ -106,6 +106,17 @@ class Convection:
     def init(self, key):
         return self.net.init(key, jnp.zeros((1, 2), jnp.float32))
 
+    def predict(self, params, points) -> jax.Array:
+        """u at ``points`` (N, 2) of (t, x) -> (N,) (jittable; what ``evaluate`` compares)."""
+        return self.net.apply(params, jnp.asarray(points))[:, 0]
+
+    def reference_solution(self, points) -> np.ndarray:
+        """u*(t, x) = sin(x - beta t) at ``points`` (N, 2) -> (N,), float64 NumPy."""
+        points = np.asarray(points, np.float64)
+        if points.ndim != 2 or points.shape[1] != 2:
+            raise ValueError(f"points must have shape (N, 2), got {points.shape}")
+        return np.sin(points[:, 1] - self.beta * points[:, 0])
+
     def sample(self, key, step):
         """Fresh points each call (``step`` unused): uniform in [0, 1] x [0, 2 pi), on t = 0, on x = 0."""
         # Not pinnopt.pde.in_box: its keys differ, and these are the draws recorded runs made.
@@ -132,7 +143,7 @@ class Convection:
 
     def evaluate(self, params):
         points = jnp.asarray(self.eval_points)
-        u = self.net.apply(params, points)[:, 0]
+        u = self.predict(params, points)
         return {"rel_l2": pde.relative_l2(u, exact_solution(points, self.beta))}
 
     def config(self):
