@@ -73,7 +73,7 @@ class _Net(nn.Module):
                          name="embedding")
 
     def _dense(self, init: str):
-        return functools.partial(Dense, init=init, rwf=self.rwf, rwf_mu=self.rwf_mu, rwf_sigma=self.rwf_sigma)
+        return functools.partial(Dense, kernel_init=init, rwf=self.rwf, rwf_mu=self.rwf_mu, rwf_sigma=self.rwf_sigma)
 
 
 class PlainMLP(_Net):
@@ -117,7 +117,7 @@ class PirateBlock(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, u: jax.Array, v: jax.Array) -> jax.Array:
         act = get_activation(self.activation)
-        dense = functools.partial(Dense, init="glorot", rwf=self.rwf, rwf_mu=self.rwf_mu,
+        dense = functools.partial(Dense, kernel_init="glorot", rwf=self.rwf, rwf_mu=self.rwf_mu,
                                   rwf_sigma=self.rwf_sigma)
         z1 = gate(act(dense(self.width, name="dense_1")(x)), u, v)
         z2 = gate(act(dense(self.width, name="dense_2")(z1)), u, v)

@@ -65,28 +65,28 @@ def factorized_kernel(factors: dict) -> jax.Array:
 
 
 class Dense(nn.Module):
-    """y = x W + b, W (in, features) from ``init`` (plain) or exp(s) V (RWF); b starts at 0.
+    """y = x W + b, W (in, features) from ``kernel_init`` (plain) or exp(s) V (RWF); b starts at 0.
 
     Named ``Dense`` on purpose: flax names unnamed children by class name (Dense_0, ...), so
     an architecture built from this layer draws the same keys as one built from ``nn.Dense``.
-    With ``rwf=False`` and ``init="lecun"`` the params equal ``nn.Dense``'s for the same key.
+    With ``rwf=False`` and ``kernel_init="lecun"`` the params equal ``nn.Dense``'s for the same key.
 
     Attributes:
       features: output size.
-      init: the kernel initializer, a name in ``INITIALIZERS``.
+      kernel_init: the kernel initializer, a name in ``INITIALIZERS``.
       rwf: factorise the kernel (params ``kernel = {"s", "v"}`` instead of an array).
       rwf_mu, rwf_sigma: mean and standard deviation of the initial log-scales s.
     """
 
     features: int
-    init: str = "lecun"
+    kernel_init: str = "lecun"
     rwf: bool = False
     rwf_mu: float = 1.0
     rwf_sigma: float = 0.1
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        base = INITIALIZERS[self.init]
+        base = INITIALIZERS[self.kernel_init]
         shape = (x.shape[-1], self.features)
         # float32 params whatever the x64 flag, as nn.Dense (precision="float64" casts later)
         if self.rwf:
