@@ -186,3 +186,40 @@ def test_validation_against_the_points():
     # Mismatched points and coords are refused when the term is built, before any balancer sees it.
     with pytest.raises(ValueError, match="loss has 5 points but coords has 10 rows"):
         balancing.get("causal", n_chunks=4).init(KEY, {"r": Objective(obj.loss[:5], obj.coords)})
+
+
+class _Decaying:
+    """l_i = c^2 (1 + t_i) on 16 points in time: gradient descent on c fits every chunk in turn."""
+
+    name = "decaying"
+
+    def init(self, key):
+        return {"c": jnp.float32(1.0)}
+
+    def sample(self, key, step):
+        return {"t": jax.random.uniform(key, (16,))}
+
+    def terms(self, theta, batch):
+        t = batch["t"]
+        return {"r": Objective(theta["c"] ** 2 * (1.0 + t), coords=t[:, None])}
+
+
+def test_eps_schedule_advances_inside_the_compiled_step_and_is_reported():
+    """The paper's schedule through the jitted scan of training steps: stage s uses eps[s], and
+    the stage moves on right after (and only after) a step whose minimum weight exceeded 0.99."""
+    from pinnopt import constraints, optimizers
+    from pinnopt.training import init_state, make_step
+
+    eps = [0.1, 1.0, 10.0]
+    problem, tx = _Decaying(), optimizers.get("sgd", learning_rate=0.05)
+    bal, method = balancing.get("causal", eps=eps, n_chunks=4), constraints.get("none")
+    state = init_state(problem, tx, bal, method, seed=0)
+    step = make_step(problem, tx, bal, method)
+    state, m = jax.jit(lambda s: jax.lax.scan(step, s, None, length=60))(state)
+    stage = np.asarray(m["causal/stage"]).astype(int)
+    np.testing.assert_allclose(m["causal/eps"], np.asarray(eps)[stage], rtol=1e-6)
+    assert stage[0] == 0 and stage[-1] == 2 and np.all(np.diff(stage) >= 0)
+    fitted = np.asarray(m["causal/min_weight"]) > 0.99
+    advanced = np.diff(stage) == 1
+    np.testing.assert_array_equal(advanced, fitted[:-1] & (stage[:-1] < 2))
+    assert int(state.balancer_state.eps_index) == 2
