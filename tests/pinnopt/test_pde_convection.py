@@ -150,3 +150,26 @@ def test_registered_config_and_validation():
                          ({"width": 0}, "width")]:
         with pytest.raises(ValueError, match=word):
             C.make_convection(**kwargs)
+
+
+def test_default_network_is_unchanged_and_arch_options_build_other_nets():
+    from pinnopt import nets
+    assert small().net == nets.make_mlp(16, 2, 1, "tanh", ((1, 2 * np.pi),), 1, 0, 1.0)
+    for arch, rwf, period, kind in [("modified_mlp", True, 2.0, nets.ModifiedMLP), ("pirate", False, None, nets.PirateNet),
+                                    ("mlp", True, None, nets.PlainMLP)]:
+        prob = small(beta=5.0, arch=arch, rwf=rwf, time_period=period, time_trainable=period is not None)
+        assert isinstance(prob.net, kind)
+        if arch == "modified_mlp":
+            params = prob.init(jax.random.key(0))
+            terms = jax.jit(prob.terms)(params, prob.sample(jax.random.key(1), 0))
+            assert all(np.all(np.isfinite(t.loss)) for t in terms.values())
+        cfg = json.loads(json.dumps(prob.config()))
+        assert (cfg["arch"], cfg["rwf"], cfg["time_period"]) == (arch, rwf, period)
+    # the time embedding makes u exactly periodic in t
+    prob = small(arch="modified_mlp", time_period=1.5)
+    params = prob.init(jax.random.key(0))
+    tx = jnp.array([[0.2, 1.0], [0.9, 4.0]])
+    np.testing.assert_allclose(prob.net.apply(params, tx + jnp.array([1.5, 0.0])), prob.net.apply(params, tx), atol=2e-5)
+    for kwargs, word in [({"arch": "resnet"}, "arch"), ({"rwf": "yes"}, "rwf"), ({"time_period": -1.0}, "time_period")]:
+        with pytest.raises(ValueError, match=word):
+            small(**kwargs)

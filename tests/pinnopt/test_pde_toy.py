@@ -163,3 +163,14 @@ def test_registered_config_and_validation():
         P.make_pde_toy(n_interior=0)
     with pytest.raises(ValueError, match="activation"):
         P.make_pde_toy(activation="cubic")
+
+
+def test_default_network_is_unchanged_and_arch_options_build_other_nets():
+    from pinnopt import nets
+    assert P.make_pde_toy(width=8, depth=1, n_eval=11).net == nets.make_mlp(8, 1, 1, "tanh")
+    prob = problems.get("pde_toy", width=8, depth=2, n_eval=11, arch="pirate", rwf=True, fourier_features=8)
+    assert isinstance(prob.net, nets.PirateNet) and prob.config()["arch"] == "pirate" and prob.config()["rwf"] is True
+    params = prob.init(jax.random.key(0))
+    assert np.isfinite(float(prob.evaluate(params)["rel_l2"]))
+    with pytest.raises(ValueError, match="arch"):
+        P.make_pde_toy(arch="resnet")
