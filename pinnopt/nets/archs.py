@@ -10,14 +10,14 @@ time-periodic column, random Fourier features) and may factorise every Dense ker
   so without RWF and time embedding its params and values are ``MLP``'s for the same key.
 
 ``ModifiedMLP`` (Wang, Teng & Perdikaris 2021, "Understanding and mitigating gradient
-pathologies in physics-informed neural networks", sec. 2.5):
+pathologies in physics-informed neural networks"):
     U = sigma(z W_u + b_u),  V = sigma(z W_v + b_v),
     h_0 = z,  g_k = sigma(h_{k-1} W_k + b_k),  h_k = (1 - g_k) * U + g_k * V  (k = 1..depth),
     u = h_depth W + b.
   Every hidden layer is gated between the two encodings of the input (multiplicative
-  interactions, shortcuts from the input to every layer). The paper's first hidden layer
-  H_1 = sigma(X W_1 + b_1) is ungated; here, as in jaxpi, every one of the ``depth`` hidden
-  layers is gated, the first acting on z. Glorot-normal kernels, zero biases.
+  interactions, shortcuts from the input to every layer); the first acts on z itself, as in
+  the authors' code (GradientPathologiesPINNs, model M4) and jaxpi. Glorot-normal kernels,
+  zero biases.
 
 ``PirateNet`` (Wang, Li, Chen & Perdikaris 2024, "PirateNets: physics-informed deep learning
 with residual adaptive networks"): U, V as above from z, then ``depth`` adaptive residual
