@@ -29,8 +29,9 @@ blocks on x_0 = z, each
   and u = x_depth W + b. With every alpha = 0 the blocks are the identity, so at
   initialisation u = E(x) W + b: linear in the embedding, whatever the depth (the paper's
   point: the network starts shallow and learns how much nonlinearity each block adds).
-  The paper also initialises W by a least-squares fit of the initial condition ("physics-
-  informed initialisation"); that is not implemented here: W starts Glorot-normal.
+  The paper also initialises W by a least-squares fit of E(x) W to the available data (the
+  initial condition, say: "physics-informed initialisation"); that is not implemented here:
+  W starts Glorot-normal like every other kernel.
 
 Differences from jaxpi: the Fourier matrix B is fixed (rebuilt from ``fourier_seed``, as in
 ``MLP``), not a trained parameter, and the networks return u only.
