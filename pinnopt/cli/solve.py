@@ -25,6 +25,7 @@ from pinnopt.registry import check_options
 from pinnopt.training import NonFiniteError, solve
 from pinnopt.training.phases import resolve_phases
 from pinnopt.training.precision import InFloat64
+from pinnopt.training.solve import check_collocation
 from pinnopt.training.state import init_state_and_constraints
 
 DEFAULTS = {"optimizer": "adam", "constraints": "al", "balancing": "sum", "steps": 1000, "seed": 0, "chunk": 250,
@@ -213,7 +214,8 @@ def check_settings(settings: dict) -> None:
         if isinstance(val, bool) or not isinstance(val, int) or val < low:
             raise SystemExit(f"error: {key} must be an integer >= {low}, got {val!r}")
     try:
-        build_parts(settings)
+        _, balancer, _ = build_parts(settings)
+        check_collocation(balancer, settings["resample_every"])
     except (ValueError, TypeError) as err:
         raise SystemExit(f"error: {err}")
 

@@ -84,6 +84,14 @@ def _validate_int(name, value, minimum):
     return int(value)
 
 
+def check_collocation(balancer, resample_every: int) -> None:
+    """A balancer with a weight per collocation point (``requires_fixed_points``) needs one fixed set."""
+    if getattr(balancer, "requires_fixed_points", False) and resample_every != 0:
+        name = spec_of(balancer).name if spec_of(balancer) is not None else type(balancer).__name__
+        raise ValueError(f"the {name} balancer keeps a weight per collocation point, so it needs one fixed set of "
+                         f"points: use resample_every=0 (--resample-every 0), got resample_every={resample_every}")
+
+
 def _uncommitted(x):
     return jnp.asarray(np.asarray(x))
 
@@ -169,10 +177,7 @@ def _solve(problem, phases, constraints, balancing, seed, chunk, out, resume, co
         problem = InFloat64(problem)
     method = _resolve(constraints_lib, constraints, constraint_kwargs, "constraints")
     balancer = _resolve(balancing_lib, balancing, balancing_kwargs, "balancing")
-    if getattr(balancer, "requires_fixed_points", False) and resample_every != 0:
-        name = spec_of(balancer).name if spec_of(balancer) is not None else type(balancer).__name__
-        raise ValueError(f"the {name} balancer keeps a weight per collocation point, so it needs one fixed set of "
-                         f"points: use resample_every=0 (--resample-every 0), got resample_every={resample_every}")
+    check_collocation(balancer, resample_every)
     mesh = sharding_lib.make_mesh(devices)
     # With several processes only the first writes the shared files; all of them checkpoint
     # (orbax coordinates the processes itself).

@@ -76,7 +76,8 @@ def make_residual_fn(problem, balancer, method) -> Callable:
     optimizers that work on them; a part without such a form raises a ``ValueError`` that says
     so (when, and only when, an optimizer asks for it).
     """
-    for_objectives = balancer.residuals or no_least_squares_form("this balancer (only 'sum' has one)")
+    for_objectives = balancer.residuals or no_least_squares_form(
+        "this balancer (sum, grad_norm, ntk and rba have one)")
     for_constraints = method.residuals or no_least_squares_form("this constraint method")
 
     def residual_fn(params, batch, balancer_state, constraint_state):

@@ -127,3 +127,13 @@ def test_solve_insists_on_one_fixed_set_of_points(tmp_path):
                         optimizer_kwargs={"learning_rate": 0.05})
     assert res.history[-1]["rba/w_max/fit"] > 0
     assert res.history[-1]["raw/fit"] < 1e-2 * res.history[0]["raw/fit"]
+
+
+def test_the_command_line_stops_before_the_run_directory(tmp_path, capsys):
+    from pinnopt.cli import main
+
+    runs = tmp_path / "runs"
+    with pytest.raises(SystemExit) as exc:
+        main(["solve", "convection", "-b", "rba", "--runs", str(runs), "--name", "bad", "--no-progress"])
+    assert "resample_every=0 (--resample-every 0)" in str(exc.value.code)
+    assert "run directory" not in capsys.readouterr().out and not runs.exists()
