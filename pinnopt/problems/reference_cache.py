@@ -81,6 +81,7 @@ def _write(path: Path, kind: str, key: dict, arrays: dict) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays, **{_META: np.array(meta)})
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
