@@ -15,6 +15,17 @@ Theta_ij = -K_ij with expansion theta = gamma^ij Theta_ij (= 3 a'/a in FLRW), sh
 sigma_ij = Theta_ij - theta gamma_ij / 3 and directional Hubble rates the eigenvalues of
 Theta^i_j (= a_i'/a_i in Bianchi I). Every function takes ``metric_fn`` and one point ``x``
 (vmap over points) and needs only first derivatives of the metric.
+
+The gauge observers n depend on the slicing. The observers the priors are about are the dust's,
+u^a = delta^a_t / sqrt(-g_tt) (at rest in the spatial coordinates, :mod:`cosmology.matter`);
+:func:`comoving_kinematics` gives their expansion tensor covariantly (Ellis 1971),
+
+    Theta_ab = h_a^c h_b^d nabla_(c u_d),   h_ab = g_ab + u_a u_b,   theta = nabla_a u^a,
+
+whose eigenvalues on the 3-space orthogonal to u (the directional Hubble rates H_i), theta and
+sigma^2 = sigma_ab sigma^ab / 2 are scalars: the same in every chart in which the dust is at
+rest, whatever the slicing (lapse and shift). In the synchronous comoving gauge u = n and they
+equal the gauge observers' quantities above.
 """
 from __future__ import annotations
 
@@ -25,6 +36,17 @@ import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
 from cosmology.geometry import MetricFn, _check_point, christoffel_from_jet, inverse_metric
+
+
+class ComovingKinematics(NamedTuple):
+    """The dust observers' kinematics at one point (module docstring)."""
+
+    velocity: jax.Array  # u^a, (4,)
+    expansion_tensor: jax.Array  # Theta_ab, lower indices, (4, 4)
+    hubble_rates: jax.Array  # H_i, eigenvalues (ascending) of Theta on the 3-space orthogonal to u, (3,)
+    mean_hubble_rate: jax.Array  # H = theta / 3
+    shear_scalar: jax.Array  # sigma^2
+    projector: jax.Array  # h^ab = g^ab + u^a u^b, upper indices, (4, 4)
 
 
 class Split(NamedTuple):
@@ -109,6 +131,40 @@ def kinematics_from_jet(g: jax.Array, dg: jax.Array, g_inv: jax.Array, gamma: ja
     )
 
 
+def comoving_kinematics_from_jet(g: jax.Array, dg: jax.Array, g_inv: jax.Array, gamma: jax.Array) -> ComovingKinematics:
+    """The dust's kinematics from g, d_c g_ab (index c last), g^ab and Gamma^a_bc at a point.
+
+        u_a = g_at / s,  s = sqrt(-g_tt),  d_c u_a = d_c g_at / s + g_at d_c g_tt / (2 s^3),
+        nabla_c u_a = d_c u_a - Gamma^d_ca u_d,   Theta_ab = h_a^c h_b^d nabla_(c u_d).
+
+    The projected coordinate vectors h d_i (i = 1, 2, 3) span the 3-space orthogonal to u with
+    metric h_ij = g_ij + u_i u_j = L L^T, on which Theta takes the values Theta_ij; the rates are
+    the eigenvalues of M = L^{-1} Theta_ij L^{-T}, theta = tr M and sigma^2 = |M - theta I / 3|^2 / 2.
+    """
+    s = jnp.sqrt(-g[0, 0])
+    u_up = jnp.zeros(4, g.dtype).at[0].set(1.0) / s
+    u_low = g[:, 0] / s
+    du = dg[:, 0, :] / s + jnp.outer(g[:, 0], dg[0, 0, :]) / (2.0 * s**3)  # [a, c] = d_c u_a
+    grad_u = du.T - jnp.einsum("dca,d->ca", gamma, u_low)  # [c, a] = nabla_c u_a
+    proj = jnp.eye(4, dtype=g.dtype) + jnp.outer(u_up, u_low)  # [c, a] = h^c_a = delta^c_a + u^c u_a
+    sym = 0.5 * (grad_u + grad_u.T)
+    theta_ab = proj.T @ sym @ proj
+    factor = jnp.linalg.cholesky(g[1:, 1:] + jnp.outer(u_low[1:], u_low[1:]))
+    half = solve_triangular(factor, theta_ab[1:, 1:], lower=True)
+    m = solve_triangular(factor, half.T, lower=True)  # L^{-1} Theta L^{-T}
+    m = 0.5 * (m + m.T)
+    expansion = jnp.trace(m)
+    deviation = m - expansion / 3.0 * jnp.eye(3, dtype=g.dtype)  # the shear in an orthonormal triad
+    sigma2 = 0.5 * jnp.sum(deviation * deviation)
+    return ComovingKinematics(u_up, theta_ab, symmetric_eigenvalues(m), expansion / 3.0, sigma2,
+                              g_inv + jnp.outer(u_up, u_up))
+
+
+def comoving_kinematics(metric_fn: MetricFn, x: jax.Array) -> ComovingKinematics:
+    """The dust observers' H_i, H, sigma^2 (and Theta_ab, u^a, h^ab) at ``x`` (module docstring)."""
+    return comoving_kinematics_from_jet(*_first_jet(metric_fn, x))
+
+
 def kinematics(metric_fn: MetricFn, x: jax.Array) -> Kinematics:
     """All kinematic quantities of the gauge observers at ``x`` from one first-order jet."""
     return kinematics_from_jet(*_first_jet(metric_fn, x))
@@ -164,9 +220,12 @@ def spatial_gradient_norm(metric_fn: MetricFn, x: jax.Array) -> jax.Array:
 
 
 __all__ = [
+    "ComovingKinematics",
     "Kinematics",
     "Split",
     "adm_split",
+    "comoving_kinematics",
+    "comoving_kinematics_from_jet",
     "extrinsic_curvature",
     "hubble_rates",
     "kinematics",

@@ -8,20 +8,42 @@ kappa rho and kappa T directly, never with rho alone.
 Dust that moves with the spatial coordinates has 4-velocity u^a = delta^a_t / sqrt(-g_tt).
 Its rest-mass conservation, nabla_a (rho u^a) = 0, integrates along each worldline to
 
-    rho u^t sqrt(-g) = const   =>   kappa rho = C sqrt(-g_tt) / sqrt(-det g),
+    rho u^t sqrt(-g) = C(x)   =>   kappa rho(t, x) = C(x) V(t, x),   V = sqrt(-g_tt) / sqrt(-det g),
 
-which for a vanishing shift (g_0i = 0, g_00 = -N^2) is C / sqrt(det g_ij): the density of the
-seeds, inversely proportional to the comoving volume element. One constant C for every
-worldline means a uniform density on a slice where sqrt(-det g) / sqrt(-g_tt) is uniform.
+which for a vanishing shift is C(x) / sqrt(det g_ij): the density is inversely proportional to
+the comoving volume element, and C(x), the rest mass per unit coordinate volume, is constant
+along each worldline but may depend on which worldline. What fixes C(x)?
 
-C is fixed by the density parameter measured by the observer at ``observer`` (4,),
+- ``"constraint"`` (the default, :func:`comoving_density`): the field equations themselves. Their
+  component along the dust, G_ab u^a u^b = kappa rho + Lambda (the Hamiltonian constraint when
+  u is the slice normal, as in the synchronous gauge), is imposed on one reference slice
+  t = t_ref (the observer's, t = 0), which gives
 
-    Omega_m = kappa rho_O / (3 H_O^2)   =>   C = 3 Omega_m H_O^2 sqrt(-det g_O) / sqrt(-g_tt,O),
+      kappa rho(t_ref, x) = G_uu(t_ref, x) - Lambda,    C(x) = kappa rho(t_ref, x) / V(t_ref, x),
 
-with H_O the observer's Hubble rate (theta / 3). Defined this way Omega_m is what the observer
-measures, whatever the chart's normalisation of a(t_O) or of the time unit, so a fit of
-distances with the absolute magnitude marginalised (which fixes only the shape of d_L(z), not
-H0) identifies it. The cosmological constant enters the same way, Lambda = 3 Omega_Lambda H_O^2.
+  and rest-mass conservation carries it to every other time. This is how initial data work in
+  general relativity: the density on a slice is not free once the slice's geometry (gamma_ij
+  and K_ij) is given, so the dust needs no parameters of its own and nothing in it refers to
+  the chart. Any exact dust + Lambda solution (FLRW with k = 0, +1, -1, LTB, ...) written in
+  any smooth chart in which the dust is at rest has E_ab = 0 to float precision; the residual
+  vanishes identically on the reference slice along u, and elsewhere checks all ten equations,
+  its u-u component being the Hamiltonian constraint carried forward by conservation.
+  Omega_m is then derived, not fitted: Omega_m = kappa rho_O / (3 H_O^2) at the observer O,
+  the *local* matter density parameter an observer at O would measure, equal to
+  1 - Omega_k - Omega_Lambda - sigma^2 / (3 H^2) there (Omega_k = -R^(3) / (6 H^2)).
+  The price: one more metric jet per point (at (t_ref, x)), and kappa rho is not positive by
+  construction (a geometry with G_uu < Lambda on the reference slice implies negative mass,
+  which the weak energy condition on T_eff catches).
+- ``"uniform"`` (the former construction, kept for comparison, :func:`dust_density`): one
+  constant C for every worldline, fixed by a trained Omega_m at the observer,
+  C = 3 Omega_m H_O^2 / V(O). It fixes a chart: a uniform density on a slice where V is
+  uniform, so exact Einstein-de Sitter in the chart x = y (1 + 0.3 |y|^2) has residuals of
+  0.15-0.42 and FLRW with k != 0 in its isotropic chart gets a spurious density gradient.
+
+The cosmological constant enters the same way in both, Lambda = 3 Omega_Lambda H_O^2, with H_O
+the observer's Hubble rate, so that Omega_m and Omega_Lambda are what the observer measures,
+whatever the chart's normalisation of a(t_O) or of the time unit (a fit of distances with the
+absolute magnitude marginalised fixes only the shape of d_L(z), not H0).
 
 Einstein's equations with this source, residual E_ab = G_ab + Lambda g_ab - kappa rho u_a u_b,
 are made dimensionless (see :func:`einstein_residual`) by a local scale, not weighted by
@@ -31,21 +53,30 @@ depend on the chart.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 
+from cosmology.geometry import curvature_from_jet, metric_jet
+
 OMEGA_M_BOUNDS = (0.05, 1.0)  # 0.05: the baryon floor; 1: no more than the critical density
+DENSITIES = ("constraint", "uniform")  # what fixes C(x): module docstring
 
 
 class Source(NamedTuple):
     """The physical constants of a source, in code units (H0 = 1) at the observer's scale."""
 
-    omega_m: jax.Array  # the observer's matter density parameter
+    omega_m: jax.Array  # the observer's (local) matter density parameter kappa rho_O / (3 H_O^2)
     omega_lambda: jax.Array  # Lambda / (3 H_O^2)
     hubble: jax.Array  # H_O, the observer's Hubble rate (code units)
-    norm: jax.Array  # C in kappa rho = C sqrt(-g_tt) / sqrt(-det g)
+    norm: jax.Array  # "uniform": the one C in kappa rho = C V; "constraint": NaN (C depends on x)
+    reference_time: Optional[jax.Array] = None  # "constraint": t_ref of the reference slice; None: "uniform"
+
+    @property
+    def density(self) -> str:
+        """Which construction fixes C(x): "constraint" or "uniform" (module docstring)."""
+        return "uniform" if self.reference_time is None else "constraint"
 
     @property
     def cosmological_constant(self) -> jax.Array:
@@ -105,8 +136,52 @@ def dust_stress(g: jax.Array, kappa_rho: jax.Array) -> jax.Array:
 
 def make_source(g_observer: jax.Array, hubble: jax.Array, omega_m: jax.Array,
                 omega_lambda: jax.Array) -> Source:
-    """The source normalised at the observer (metric ``g_observer``, Hubble rate ``hubble``)."""
+    """The "uniform" source normalised at the observer (metric ``g_observer``, Hubble rate ``hubble``)."""
     return Source(omega_m, omega_lambda, hubble, dust_norm(g_observer, hubble, omega_m))
+
+
+# ----------------------------------------------------------------------------- dust from the field equations
+
+
+def density_along_dust(einstein: jax.Array, g: jax.Array, cosmological_constant: jax.Array) -> jax.Array:
+    """kappa rho = G_ab u^a u^b - Lambda: the field equations' component along the dust."""
+    u = comoving_velocity(g)
+    return u @ einstein @ u - cosmological_constant
+
+
+def reference_density(metric_fn, x: jax.Array, reference_time, cosmological_constant: jax.Array):
+    """(kappa rho, V) on the reference slice at the worldline of ``x``: the point (t_ref, x^i),
+    kappa rho = G_uu - Lambda there (one metric jet), V = sqrt(-g_tt) / sqrt(-det g)."""
+    y = x.at[0].set(jnp.asarray(reference_time, x.dtype))
+    jet = metric_jet(metric_fn, y)
+    curv = curvature_from_jet(jet)
+    return density_along_dust(curv.einstein_tensor, jet.g, cosmological_constant), volume_factor(jet.g)
+
+
+def comoving_density(metric_fn, x: jax.Array, source: Source, g: Optional[jax.Array] = None) -> jax.Array:
+    """kappa rho at ``x`` (4,) for ``source`` (``g``: the metric at x, if already computed).
+
+    "constraint": kappa rho(t, x) = [G_uu - Lambda](t_ref, x) V(t, x) / V(t_ref, x), the reference
+    slice's density carried along the worldline by rest-mass conservation;
+    "uniform": C V(t, x) with the one constant C (module docstring).
+    """
+    g = metric_fn(x) if g is None else g
+    if source.reference_time is None:
+        return dust_density(g, source.norm)
+    kappa_rho_ref, volume_ref = reference_density(metric_fn, x, source.reference_time, source.cosmological_constant)
+    return kappa_rho_ref * volume_factor(g) / volume_ref
+
+
+def constraint_source(metric_fn, observer: jax.Array, hubble: jax.Array, omega_lambda: jax.Array) -> Source:
+    """The "constraint" source with the observer's slice as reference: Omega_m derived,
+
+        Omega_m = (G_uu(O) - Lambda) / (3 H_O^2),   Lambda = 3 Omega_Lambda H_O^2.
+    """
+    lam = 3.0 * omega_lambda * hubble**2
+    jet = metric_jet(metric_fn, observer)
+    kappa_rho = density_along_dust(curvature_from_jet(jet).einstein_tensor, jet.g, lam)
+    nan = jnp.full((), jnp.nan, kappa_rho.dtype)  # no single C: a stray use of ``norm`` shows up as NaN
+    return Source(kappa_rho / (3.0 * hubble**2), omega_lambda, hubble, nan, observer[0])
 
 
 # ----------------------------------------------------------------------------- residual
@@ -134,8 +209,12 @@ def frame_norm(tensor: jax.Array, g: jax.Array, g_inv: jax.Array) -> jax.Array:
 
 
 def residual_scale(hubble: jax.Array, kappa_rho: jax.Array) -> jax.Array:
-    """The local scale 3 H^2 + kappa rho (1/length^2): |G_ab| of a dust universe is of this size."""
-    return 3.0 * hubble**2 + kappa_rho
+    """The local scale 3 H^2 + |kappa rho| (1/length^2): |G_ab| of a dust universe is of this size.
+
+    |kappa rho|: the "constraint" density can come out negative for a bad geometry, and the
+    scale must stay positive then (for rho >= 0 it is 3 H^2 + kappa rho).
+    """
+    return 3.0 * hubble**2 + jnp.abs(kappa_rho)
 
 
 def einstein_residual(einstein: jax.Array, g: jax.Array, g_inv: jax.Array, kappa_rho: jax.Array,
@@ -151,10 +230,14 @@ def einstein_residual(einstein: jax.Array, g: jax.Array, g_inv: jax.Array, kappa
 
 
 __all__ = [
+    "DENSITIES",
     "OMEGA_M_BOUNDS",
     "Source",
     "bounded",
+    "comoving_density",
     "comoving_velocity",
+    "constraint_source",
+    "density_along_dust",
     "dust_density",
     "dust_norm",
     "dust_stress",
@@ -163,6 +246,7 @@ __all__ = [
     "frame_norm",
     "make_source",
     "omega_m_from_raw",
+    "reference_density",
     "residual_scale",
     "unbounded",
     "volume_factor",

@@ -20,6 +20,7 @@ re-exported here.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Optional
 
 import flax.linen as nn
@@ -242,6 +243,14 @@ class FLRWMetric(nn.Module):
     a(t) = a_background(t) exp(f(t)) with f a small SIREN of t alone; the spatial curvature
     k (in units of H0^2, isotropic chart, valid for r < 2/sqrt(-k) when k < 0) is the fixed
     ``curvature`` or, with ``learn_curvature``, a trained parameter starting there.
+
+    With ``omega_k_bounds = (lo, hi)`` the trained parameter is instead the observer's curvature
+    density parameter Omega_k = lo + (hi - lo) sigmoid(raw) (starting at ``omega_k_init``), and
+
+        k = -Omega_k (a H)^2 at t = 0,   so that Omega_k = -k / (a_0 H_0)^2 exactly,
+
+    whatever the learned a(0) and H(0): bounds on Omega_k are bounds on the observer's
+    Omega_m = 1 - Omega_k (Lambda = 0, the Hamiltonian constraint; :mod:`cosmology.matter`).
     """
 
     width: int = 32
@@ -251,13 +260,39 @@ class FLRWMetric(nn.Module):
     background: Background = Background()
     curvature: float = 0.0
     learn_curvature: bool = False
+    omega_k_bounds: Optional[tuple] = None
+    omega_k_init: float = 0.0
 
     def setup(self):
         self.net = SineMLP(self.width, self.depth, 1, self.w0, self.out_scale)
-        if self.learn_curvature:
+        if self.omega_k_bounds is not None:
+            lo, hi = self.omega_k_bounds
+            if not lo < self.omega_k_init < hi:
+                raise ValueError(f"FLRWMetric omega_k_init must lie strictly inside omega_k_bounds "
+                                 f"{self.omega_k_bounds}, got {self.omega_k_init}")
+            s = (self.omega_k_init - lo) / (hi - lo)
+            self.omega_k_raw = self.param("omega_k", nn.initializers.constant(math.log(s / (1.0 - s))), ())
+        elif self.learn_curvature:
             self.k = self.param("curvature", nn.initializers.constant(self.curvature), ())
         else:
             self.k = self.curvature
+
+    def omega_k(self) -> jax.Array:
+        """Omega_k = -k / (a_0 H_0)^2 at t = 0."""
+        if self.omega_k_bounds is not None:
+            lo, hi = self.omega_k_bounds
+            return lo + (hi - lo) * jax.nn.sigmoid(self.omega_k_raw)
+        t0 = jnp.zeros(())
+        expansion_rate = jax.jvp(self.scale_factor, (t0,), (jnp.ones_like(t0),))[1]  # a_0 H_0 = da/dt(0)
+        return -self.k / expansion_rate**2
+
+    def spatial_curvature(self) -> jax.Array:
+        """k (the isotropic chart's constant)."""
+        if self.omega_k_bounds is None:
+            return jnp.asarray(self.k)
+        t0 = jnp.zeros(())
+        expansion_rate = jax.jvp(self.scale_factor, (t0,), (jnp.ones_like(t0),))[1]
+        return -self.omega_k() * expansion_rate**2
 
     def scale_factor(self, t: jax.Array) -> jax.Array:
         """a(t) = a_background(t) exp(f(t)) for a scalar t."""
@@ -269,7 +304,7 @@ class FLRWMetric(nn.Module):
         _check_point(x)
         a = self.scale_factor(x[0])
         r2 = x[1:] @ x[1:]
-        spatial = a**2 / (1.0 + 0.25 * self.k * r2) ** 2
+        spatial = a**2 / (1.0 + 0.25 * self.spatial_curvature().astype(a.dtype) * r2) ** 2
         return jnp.diag(jnp.concatenate([-jnp.ones_like(a)[None], jnp.broadcast_to(spatial, (3,))]))
 
 

@@ -6,9 +6,12 @@ overridden from the CLI (``pinnopt solve lumpy --preset quick -p n_points=400``)
 - ``quick``: a small network and few points; finishes in minutes on a laptop CPU (the README demo).
 - ``default``: the physically sound choices: comoving synchronous gauge (dust is geodesic by
   construction), the real weak energy condition on T_eff, the Einstein residual made
-  dimensionless by 3H^2 + kappa rho, collocation covering the past light cone out to the
-  farthest supernova, early-time CMB priors at z in [20, 50], the augmented Lagrangian for
-  the constraints, Adam, and the ``sum`` balancer (below).
+  dimensionless by 3H^2 + kappa rho, the dust density fixed by the field equations on the
+  observer's slice (``density="constraint"``, :mod:`cosmology.matter`: no chart enters it, and
+  Omega_m is the observer's local value, derived, not fitted), collocation covering the past
+  light cone out to the farthest supernova and back to z = 50, early-time CMB priors at z in
+  [20, 50] (inside that domain; scalars of the dust: :mod:`cosmology.priors`), the augmented
+  Lagrangian for the constraints, Adam, and the ``sum`` balancer (below).
 - ``blog``: faithful to the seeds' last setup: the ten-component metric, the proxy R >= 0,
   t in [-3.9, 1] with the observer at t = 1 and one length unit of 1000 Mpc, the 800/200
   split, the CMB window t in [-4, -3.9], Omega_m starting at 0.3, the spatial balancer on the
@@ -16,6 +19,11 @@ overridden from the CLI (``pinnopt solve lumpy --preset quick -p n_points=400``)
   1.14 Hubble times, reaches further back than the big bang of any matter-dominated
   background (the seeds' network had none), and the density normalisation needs H_O > 0,
   which rules out a static start.
+
+Controls (homogeneous, one exact ray): ``flrw-control`` (flat FLRW, trainable Lambda: its
+Omega_m = 1 - Omega_Lambda must agree with the classical flat-LCDM fit) and ``open-control``
+(FLRW with a trainable curvature Omega_k, Lambda = 0: the best open CDM universe, Omega_m =
+1 - Omega_k held in ``omega_m_bounds`` = [0.05, 2] by the bounds on Omega_k).
 
 Why ``sum`` and not ``spatial`` by default: the spatial balancer's point-wise term
 0.5 exp(-2 W) r^2 + W, minimised over W, is 0.5 + 0.5 log r^2, which is unbounded below as the
@@ -66,8 +74,9 @@ class CosmologyConfig:
     t_observer: float = 0.0
     sn_redshift: Optional[float] = None  # the supernova era reaches the background time of this z
     #                                      (None: 1.1 x the largest supernova redshift)
-    t_start: Optional[float] = None  # earliest collocation time (None: background time at past_redshift)
-    past_redshift: float = 20.0
+    t_start: Optional[float] = None  # earliest collocation time (None: background time at past_redshift;
+    #                                  the domain is extended back over the CMB window in any case)
+    past_redshift: float = 50.0  # = the CMB window's far end: the field equations hold where the priors do
     sn_era_start: Optional[float] = None  # boundary between deep past and supernova era
     cmb_window: Optional[tuple] = None  # (t0, t1) of the CMB priors (None: background times at cmb_redshifts)
     cmb_redshifts: tuple = (20.0, 50.0)
@@ -79,16 +88,23 @@ class CosmologyConfig:
     sn_fraction: float = 0.8  # supernova era : deep past = 800 : 200
     n_cmb: int = 100
     # --- physics
-    omega_m_init: float = 0.3
-    omega_m_bounds: tuple = (0.05, 1.0)
+    omega_m_init: float = 0.3  # the trained Omega_m's start (density "uniform" only)
+    omega_m_bounds: tuple = (0.05, 1.0)  # of the trained Omega_m ("uniform"), or 1 - Omega_k (learn_curvature)
     cosmological_constant: bool = False  # a trainable Lambda = 3 Omega_Lambda H_O^2
     omega_lambda_init: float = 0.0
+    density: str = "constraint"  # what fixes the dust's C(x): "constraint" (field equations on the
+    #                              observer's slice; Omega_m derived) or "uniform" (one C, trained
+    #                              Omega_m in omega_m_bounds; chart-dependent): cosmology.matter
+    learn_curvature: bool = False  # metric "flrw" only: a trainable Omega_k in (1 - omega_m_bounds)
+    omega_k_init: float = 0.0  # its start (with learn_curvature)
     energy_condition: str = "weak"  # "weak" (on T_eff), "ricci" (the seeds' R >= 0), "none"
     einstein: str = "constraint"  # the field equations: a point-wise equality Constraint (hard, via the
     #                              constraint method) or "objective" (the old soft form, r^2 in the loss)
     einstein_tol: float = 1e-2  # the certificate's bound on max |r| at held-out points (see module docstring)
+    einstein_mu: float = 100.0  # the constraint method's starting penalty mu on the Einstein residual
+    einstein_mu_max: float = 1e6  # and its ceiling under the adaptive schedule
     shear_tolerance: float = 0.01  # sigma^2 / H^2 <= this in the CMB window
-    homogeneity_tolerance: float = 0.1  # |d g| / H <= this in the CMB window
+    homogeneity_tolerance: float = 0.1  # |D rho| / (rho H) <= this in the CMB window (cosmology.priors)
     cmb_priors: bool = True
     # --- supernovae
     z_min: float = 0.01
@@ -118,7 +134,8 @@ class CosmologyConfig:
                 raise ValueError(f"lumpy preset field {name} must be a positive integer, got {value!r}")
         if int(self.sky_degree) != self.sky_degree or self.sky_degree < 0:
             raise ValueError(f"sky_degree must be a non-negative integer, got {self.sky_degree!r}")
-        for name in ("w0", "out_scale", "unit_mpc", "extent_margin", "learning_rate", "past_redshift"):
+        for name in ("w0", "out_scale", "unit_mpc", "extent_margin", "learning_rate", "past_redshift",
+                     "einstein_mu", "einstein_mu_max"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"lumpy preset field {name} must be positive, got {getattr(self, name)!r}")
         if not 0.0 < self.sn_fraction <= 1.0:
@@ -138,6 +155,19 @@ class CosmologyConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.cmb_window is not None and not (len(self.cmb_window) == 2 and self.cmb_window[0] < self.cmb_window[1]):
             raise ValueError(f"cmb_window must be (t0, t1) with t0 < t1, got {self.cmb_window}")
+        _check_choice("density", self.density, ("constraint", "uniform"))
+        if self.learn_curvature:
+            if self.metric != "flrw" or self.density != "constraint":
+                raise ValueError("learn_curvature needs metric='flrw' and density='constraint' (a uniform C "
+                                 "would give the curved chart a spurious density gradient)")
+            if not 1.0 - hi < self.omega_k_init < 1.0 - lo:
+                raise ValueError(f"omega_k_init must lie strictly inside (1 - omega_m_bounds) = "
+                                 f"({1.0 - hi}, {1.0 - lo}), got {self.omega_k_init}")
+        elif self.omega_k_init != 0.0:
+            raise ValueError("omega_k_init needs learn_curvature=True")
+        if self.cmb_priors and self.sn_fraction >= 1.0:
+            raise ValueError("cmb_priors need deep-past collocation points (sn_fraction < 1): the field "
+                             "equations must be imposed in the CMB window too")
         if self.metric == "flrw" and (self.cmb_priors or self.energy_condition != "none"):
             raise ValueError("metric 'flrw' is homogeneous and isotropic: use cmb_priors=False and "
                              "energy_condition='none' (its constraints hold trivially)")
@@ -205,9 +235,18 @@ _FLRW_BASE = dict(
 )
 FLRW_CONTROL_PRESETS: dict[str, dict] = {"default": _FLRW_BASE, "quick": {**_FLRW_BASE, "steps": 800}}
 
+# Open CDM: the same learned FLRW a(t), now from Einstein-de Sitter (an exact solution at the
+# start: Omega_k = 0, Omega_m = 1), a trainable curvature Omega_k, no Lambda. Omega_m = 1 -
+# Omega_k is kept in [0.05, 2] (baryon floor; closed up to Omega_k = -1) by Omega_k's bounds;
+# Pantheon+ pushes it to the floor (classical open CDM: chi^2 = 716 at Omega_m = 0, 724 at 0.05).
+_OPEN_BASE = {**_FLRW_BASE, "background": "matter", "cosmological_constant": False, "omega_lambda_init": 0.0,
+              "learn_curvature": True, "omega_k_init": 0.0, "omega_m_bounds": (0.05, 2.0)}
+OPEN_CONTROL_PRESETS: dict[str, dict] = {"default": _OPEN_BASE, "quick": {**_OPEN_BASE, "steps": 800}}
+_TABLES = {"lumpy": PRESETS, "flrw-control": FLRW_CONTROL_PRESETS, "open-control": OPEN_CONTROL_PRESETS}
+
 
 def available(problem: str = "lumpy") -> list[str]:
-    return sorted(PRESETS if problem == "lumpy" else FLRW_CONTROL_PRESETS)
+    return sorted(_TABLES.get(problem, FLRW_CONTROL_PRESETS))
 
 
 def _make(table: dict, problem: str, name: str, overrides: dict) -> CosmologyConfig:
@@ -237,5 +276,10 @@ def get_flrw_control(name: str = "default", **overrides) -> CosmologyConfig:
     return _make(FLRW_CONTROL_PRESETS, "flrw-control", name, overrides)
 
 
-__all__ = ["CosmologyConfig", "FLRW_CONTROL_PRESETS", "HUBBLE_LENGTH_MPC", "PRESETS", "REFERENCE_H0", "available",
-           "get_flrw_control", "get_preset"]
+def get_open_control(name: str = "default", **overrides) -> CosmologyConfig:
+    """The ``open-control`` preset ``name`` with ``overrides`` (same fields as ``lumpy``)."""
+    return _make(OPEN_CONTROL_PRESETS, "open-control", name, overrides)
+
+
+__all__ = ["CosmologyConfig", "FLRW_CONTROL_PRESETS", "HUBBLE_LENGTH_MPC", "OPEN_CONTROL_PRESETS", "PRESETS",
+           "REFERENCE_H0", "available", "get_flrw_control", "get_open_control", "get_preset"]

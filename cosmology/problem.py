@@ -8,6 +8,13 @@ Two problems share this code (registered as ``pinnopt.problems`` entry points):
 - ``flrw-control`` (:func:`make_flrw_control`): the closure test of the pipeline, a learned
   FLRW scale factor a(t) with dust and a trainable Lambda, whose fitted Omega_m must agree
   with the classical flat-LCDM fit of the same data.
+- ``open-control`` (:func:`make_open_control`): a learned FLRW a(t) with a trainable curvature
+  Omega_k and no Lambda, the best open CDM universe.
+
+The dust's density comes from the field equations on the observer's slice, carried along the
+worldlines by rest-mass conservation (``density="constraint"``, :mod:`cosmology.matter`), so
+Omega_m is derived from the geometry; ``density="uniform"`` keeps the former chart-dependent
+construction with a trained Omega_m.
 
 Terms (``terms(params, batch)``)
 
@@ -28,11 +35,12 @@ Terms (``terms(params, batch)``)
   rho + p_i >= 0 for its principal pressures), or the seeds' proxy R >= 0; divided by the
   same local scale.
 - ``cmb_expansion``, ``cmb_shear``, ``cmb_homogeneity`` (Constraint ineq, point-wise in the
-  early-time window): -min_i H_i / H_s <= 0, sigma^2 / H^2 - tol <= 0 and |d g| / H - tol <= 0,
-  with H_s^2 = H^2 + kappa rho / 3 (the seeds' three CMB priors).
+  early-time window): -min_i H_i / H_s <= 0, sigma^2 / H^2 - tol <= 0 and |D rho| / (rho H) - tol
+  <= 0 of the dust, with H_s^2 = H^2 + kappa rho / 3 (the seeds' three CMB priors, as scalars:
+  :mod:`cosmology.priors`).
 
-Parameters: ``{"metric": flax params, "omega_m": raw (bounded by a sigmoid),
-"omega_lambda": Omega_Lambda}`` (the last only when Lambda is on).
+Parameters: ``{"metric": flax params, "omega_m": raw (bounded by a sigmoid; density "uniform"
+only), "omega_lambda": Omega_Lambda}`` (the last only when Lambda is on).
 """
 from __future__ import annotations
 
@@ -44,11 +52,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cosmology import energy, kinematics, matter, raytrace, supernovae
+from cosmology import collocation, energy, kinematics, matter, raytrace, supernovae
 from cosmology.conventions import OBSERVER
 from cosmology.geometry import curvature_from_jet, metric_jet
 from cosmology.metric import Background, FLRWMetric, GeneralMetric, SynchronousMetric, bind, init_params
-from cosmology.presets import CosmologyConfig, get_flrw_control, get_preset
+from cosmology.presets import CosmologyConfig, get_flrw_control, get_open_control, get_preset
+from cosmology.priors import cmb_prior_values
 from pinnopt.terms import Constraint, Objective
 
 ENERGY_TERM = {"weak": "weak_energy", "ricci": "ricci_positive"}
@@ -74,8 +83,9 @@ class CosmologyProblem:
 
     def init(self, key):
         cfg = self.cfg
-        params = {"metric": init_params(self.model, key),
-                  "omega_m": jnp.asarray(matter.unbounded(cfg.omega_m_init, *cfg.omega_m_bounds), jnp.float32)}
+        params = {"metric": init_params(self.model, key)}
+        if cfg.density == "uniform":
+            params["omega_m"] = jnp.asarray(matter.unbounded(cfg.omega_m_init, *cfg.omega_m_bounds), jnp.float32)
         if cfg.cosmological_constant:
             params["omega_lambda"] = jnp.asarray(cfg.omega_lambda_init, jnp.float32)
         return params
@@ -85,17 +95,22 @@ class CosmologyProblem:
         return bind(self.model, params["metric"])
 
     def omega_m(self, params):
-        return matter.omega_m_from_raw(params["omega_m"], self.cfg.omega_m_bounds)
+        """The observer's Omega_m: trained ("uniform") or derived from the geometry ("constraint")."""
+        if self.cfg.density == "uniform":
+            return matter.omega_m_from_raw(params["omega_m"], self.cfg.omega_m_bounds)
+        return self.source(params).omega_m
 
     def omega_lambda(self, params):
         return params["omega_lambda"] if "omega_lambda" in params else jnp.zeros((), jnp.float32)
 
     def source(self, params, metric_fn=None) -> matter.Source:
-        """Omega_m, Omega_Lambda and the dust normalisation, fixed at the observer."""
+        """Omega_m, Omega_Lambda and the dust, fixed at the observer (H_O: the dust's Hubble rate there)."""
         metric_fn = self.metric_fn(params) if metric_fn is None else metric_fn
         observer = jnp.asarray(OBSERVER)
-        hubble = kinematics.mean_hubble_rate(metric_fn, observer)
-        return matter.make_source(metric_fn(observer), hubble, self.omega_m(params), self.omega_lambda(params))
+        hubble = kinematics.comoving_kinematics(metric_fn, observer).mean_hubble_rate
+        if self.cfg.density == "uniform":
+            return matter.make_source(metric_fn(observer), hubble, self.omega_m(params), self.omega_lambda(params))
+        return matter.constraint_source(metric_fn, observer, hubble, self.omega_lambda(params))
 
     # --- collocation points
 
@@ -108,8 +123,9 @@ class CosmologyProblem:
         k_sn, k_past, k_cmb, k_space, k_cmb_space = jax.random.split(key, 5)
         n_sn = cfg.n_sn_era()
         times = [jax.random.uniform(k_sn, (n_sn,), jnp.float32, w["sn_start"], 0.0)]
-        if cfg.n_points > n_sn:
-            times.append(jax.random.uniform(k_past, (cfg.n_points - n_sn,), jnp.float32, w["start"], w["sn_start"]))
+        if cfg.n_points > n_sn:  # the deep past, uniform in ln a (cosmology.collocation)
+            times.append(collocation.past_times(k_past, cfg.n_points - n_sn, w["start"], w["sn_start"],
+                                                self.model.background))
         points = jnp.concatenate([jnp.concatenate(times)[:, None], _ball(k_space, cfg.n_points, w["radius"])], axis=1)
         batch = {"points": points}
         if cfg.cmb_priors:
@@ -209,6 +225,7 @@ class CosmologyProblem:
         out = {
             "omega_m": src.omega_m,
             "omega_lambda": src.omega_lambda,
+            "omega_k": 1.0 - src.omega_m - src.omega_lambda,  # FLRW: -k / (a_0 H_0)^2; else curvature + shear share
             "lambda": src.cosmological_constant,
             "hubble_code": src.hubble,
             "h0": supernovae.hubble_constant(d_l, self.data, src.hubble),
@@ -235,15 +252,19 @@ class CosmologyProblem:
     def solve_defaults(self) -> dict:
         """Solver settings of the preset, used by the CLI where no flag overrides them."""
         cfg = self.cfg
+        constraint_kwargs = {}
+        if cfg.einstein == "constraint" and cfg.constraints in ("al", "penalty"):
+            constraint_kwargs = {"mu_init": {"einstein": cfg.einstein_mu}, "mu_max": {"einstein": cfg.einstein_mu_max}}
         return {"optimizer": cfg.optimizer, "optimizer_kwargs": {"learning_rate": cfg.learning_rate},
-                "constraints": cfg.constraints, "constraint_kwargs": {},
+                "constraints": cfg.constraints, "constraint_kwargs": constraint_kwargs,
                 "balancing": cfg.balancing, "balancing_kwargs": {},
                 "steps": cfg.steps, "chunk": cfg.chunk}
 
     # --- summary and figures (not jitted)
 
-    def summary(self, params, key=None, n_points: Optional[int] = None) -> dict:
-        """The physics of a trained run: fitted parameters, chi^2, held-out point-wise maxima."""
+    def summary(self, params, key=None, n_points: Optional[int] = None, audit: bool = True) -> dict:
+        """The physics of a trained run: fitted parameters, chi^2, held-out point-wise maxima; with
+        ``audit`` the source audit and the chart-free observables (:mod:`cosmology.audit_summary`)."""
         key = jax.random.PRNGKey(12345) if key is None else key
         ev = {k: float(v) for k, v in jax.jit(self.evaluate)(params).items()}
         batch = self.sample(key, jnp.int32(0))
@@ -251,7 +272,8 @@ class CosmologyProblem:
         residual = held.pop("einstein")
         worst = {n: float(jnp.max(v)) for n, v in held.items()}
         out = {
-            "omega_m": ev["omega_m"], "omega_lambda": ev["omega_lambda"], "lambda_code_units": ev["lambda"],
+            "omega_m": ev["omega_m"], "omega_lambda": ev["omega_lambda"], "omega_k": ev["omega_k"],
+            "lambda_code_units": ev["lambda"],
             "chi2": ev["chi2"], "dof": self.dof, "chi2_per_dof": ev["chi2_dof"], "n_supernovae": int(self.data.z.shape[0]),
             "h0_km_s_mpc": ev["h0"], "q0": ev["q0"], "hubble_rate_observer_code_units": ev["hubble_code"],
             "einstein_residual_rms_heldout": float(jnp.sqrt(jnp.mean(residual ** 2))),
@@ -261,6 +283,10 @@ class CosmologyProblem:
             out["early_min_hubble_rate"] = ev["early_min_hubble_rate"]
             out["expands_in_past_window"] = bool(ev["early_min_hubble_rate"] > 0)
             out["early_max_shear_ratio"] = ev["early_max_shear_ratio"]
+        if audit:
+            from cosmology import audit_summary
+
+            out.update(audit_summary.summary_sections(self, params))
         return out
 
     def plot(self, params, run_dir: str) -> list:
@@ -285,7 +311,7 @@ def point_fields(metric_fn, x, source: matter.Source, energy_condition: str = "w
     curv = curvature_from_jet(jet)
     kin = kinematics.kinematics_from_jet(jet.g, jet.dg, curv.g_inv, curv.christoffel)
     lam = source.cosmological_constant
-    kappa_rho = matter.dust_density(jet.g, source.norm)
+    kappa_rho = matter.comoving_density(metric_fn, x, source, jet.g)
     hubble = kin.mean_hubble_rate
     scale = jax.lax.stop_gradient(matter.residual_scale(hubble, kappa_rho))
     out = {
@@ -311,29 +337,6 @@ def einstein_term(residual: jax.Array, points: jax.Array, cfg: CosmologyConfig):
     if cfg.einstein == "constraint":
         return Constraint(residual, "eq", coords=points, tol=cfg.einstein_tol)
     return Objective(residual**2, coords=points)
-
-
-def cmb_prior_values(metric_fn, x, source: matter.Source, shear_tolerance: float,
-                     homogeneity_tolerance: float) -> dict:
-    """The seeds' three CMB priors at one point, as values that are <= 0 when met:
-
-        expansion    -min_i H_i / H_s,            H_s^2 = H^2 + kappa rho / 3
-        shear        sigma^2 / H^2 - shear_tolerance
-        homogeneity  |d g| / H - homogeneity_tolerance   (|d g|: kinematics.spatial_gradient_norm)
-
-    (denominators held fixed under differentiation), plus ``hubble_rates`` and ``mean_hubble_rate``.
-    """
-    kin = kinematics.kinematics(metric_fn, x)
-    kappa_rho = matter.dust_density(metric_fn(x), source.norm)
-    h2 = jax.lax.stop_gradient(kin.mean_hubble_rate**2)
-    h_scale = jax.lax.stop_gradient(jnp.sqrt(h2 + kappa_rho / 3.0))
-    return {
-        "expansion": -jnp.min(kin.hubble_rates) / h_scale,
-        "shear": kin.shear_scalar / h2 - shear_tolerance,
-        "homogeneity": kin.spatial_gradient_norm / jnp.sqrt(h2) - homogeneity_tolerance,
-        "hubble_rates": kin.hubble_rates,
-        "mean_hubble_rate": kin.mean_hubble_rate,
-    }
 
 
 def _ball(key, n, radius):
@@ -363,6 +366,10 @@ def _model(cfg: CosmologyConfig, background: Background):
         return GeneralMetric(cfg.width, cfg.depth, cfg.w0, cfg.out_scale, background)
     if cfg.metric == "synchronous":
         return SynchronousMetric(cfg.width, cfg.depth, cfg.w0, cfg.out_scale, background)
+    if cfg.learn_curvature:  # Omega_k = 1 - Omega_m in 1 - omega_m_bounds
+        bounds = (1.0 - cfg.omega_m_bounds[1], 1.0 - cfg.omega_m_bounds[0])
+        return FLRWMetric(cfg.width, cfg.depth, cfg.w0, cfg.out_scale, background, omega_k_bounds=bounds,
+                          omega_k_init=cfg.omega_k_init)
     return FLRWMetric(cfg.width, cfg.depth, cfg.w0, cfg.out_scale, background)
 
 
@@ -399,6 +406,8 @@ def domain(cfg: CosmologyConfig, background: Background, z_max: float) -> dict:
         cmb = (code(cfg.cmb_window[0]), code(cfg.cmb_window[1]))
     else:
         cmb = (t_of(cfg.cmb_redshifts[1]), t_of(cfg.cmb_redshifts[0]))
+    if cfg.cmb_priors:  # the priors only where the field equations are imposed
+        start = min(start, cmb[0])
     if not start <= sn_start < 0.0:
         raise ValueError(f"the domain must satisfy t_start <= sn_era_start < t_observer, got "
                          f"{start}, {sn_start}, 0 (code units)")
@@ -455,5 +464,12 @@ def make_flrw_control(preset: str = "default", data_path: Optional[str] = None, 
                  mu_obs=mu_obs, name="flrw-control")
 
 
+def make_open_control(preset: str = "default", data_path: Optional[str] = None, covariance: Optional[str] = None,
+                      mu_obs=None, **overrides) -> CosmologyProblem:
+    """The ``open-control`` problem: learned FLRW a(t), dust, trainable Omega_k, Lambda = 0."""
+    return build(get_open_control(preset, **overrides), data_path=data_path, covariance=covariance,
+                 mu_obs=mu_obs, name="open-control")
+
+
 __all__ = ["CosmologyProblem", "build", "cmb_prior_values", "deceleration", "domain", "make_flrw_control",
-           "make_lumpy", "point_fields"]
+           "make_lumpy", "make_open_control", "point_fields"]

@@ -23,6 +23,7 @@ def test_presets_load_and_validate(name):
     windows = domain(cfg, Background(cfg.background, cfg.background_omega_m), 2.26137)
     assert windows["start"] <= windows["sn_start"] < 0.0
     assert windows["cmb"][0] < windows["cmb"][1]
+    assert windows["start"] <= windows["cmb"][0] and windows["cmb"][1] <= 0.0  # the priors where the equations hold
     # The sampled ball reaches at least the comoving distance of the farthest supernova.
     assert windows["radius"] >= windows["background_comoving_distance_code"] * (1 if name == "blog" else 1.25)
 
@@ -35,7 +36,9 @@ def test_blog_preset_is_the_seeds_setup():
     assert cfg.to_code_time(1.0) == 0.0
     assert cfg.to_code_time(-3.9) == pytest.approx(-4.9 * 1000.0 / presets.HUBBLE_LENGTH_MPC)
     w = domain(cfg, Background(cfg.background), 2.26137)
-    assert w["start"] == pytest.approx(cfg.to_code_time(-3.9)) and w["cmb"][1] == pytest.approx(w["start"])
+    # Its CMB window (-4, -3.9) ended where the seeds' collocation began: the domain now reaches back over it.
+    assert w["start"] == pytest.approx(cfg.to_code_time(-4.0)) == pytest.approx(w["cmb"][0])
+    assert w["cmb"][1] == pytest.approx(cfg.to_code_time(-3.9))
     assert w["radius"] == pytest.approx(10.0 * 1000.0 / presets.HUBBLE_LENGTH_MPC)
     # Its ball holds the comoving distance to z = 2.26 in flat LCDM (5.3 Gpc) and in its start, de Sitter.
     d_c = likelihood.comoving_distance_flat_lcdm(2.26137, 0.3) * presets.HUBBLE_LENGTH_MPC / 1000.0
