@@ -270,10 +270,10 @@ def test_solve_runs_grad_norm_and_ntk_with_the_augmented_lagrangian():
 @pytest.mark.parametrize("name", ["ntk", "rba"])
 def test_gauss_newton_runs_on_the_weighted_residuals(name):
     """The least-squares path: Gauss-Newton minimises sum(R^2) of the balancer's residuals (and the
-    penalty's), on one fixed set of points (rba needs it). rba starts from weights 1 here: from 0
-    its loss would grow with the weights."""
+    penalty's), on one fixed set of points (rba needs it), in float64 (the weights stay float32
+    state). rba starts from weights 1 here: from 0 its loss would grow with the weights."""
     options = {"update_every": 1} if name == "ntk" else {"initial": 1.0}
     res = pinnopt.solve(Line(), "gauss_newton", constraints="penalty", balancing=name, steps=6, chunk=3,
-                        resample_every=0, log_every=1, balancing_kwargs=options)
+                        resample_every=0, log_every=1, balancing_kwargs=options, precision="float64")
     losses = [r["loss"] for r in res.history]
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
