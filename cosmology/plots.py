@@ -16,7 +16,9 @@
 - ``hubble_diagram.png``: distance modulus against redshift, data (diagonal errors) and the
   model (per supernova, and the monopole curve), with the residuals below; the magnitude
   offset is the marginalised best one;
-- ``residual_sky.png``: the residuals mu_obs - mu_model on the sky (Mollweide, RA/DEC).
+- ``residual_sky.png``: the residuals mu_obs - mu_model on the sky (Mollweide, RA/DEC);
+- ``source_audit.png``: the source the metric needs beyond dust and the chart-free observables
+  (:mod:`cosmology.audit_plots`).
 
 Times on the axes are in the preset's units (the observer at ``t_observer``); rates and
 densities in units of the observer's Hubble rate H_O.
@@ -412,7 +414,9 @@ def plot_problem(problem, params, run_dir: str) -> list:
     hd = hubble_diagram_data(problem, params)
     paths.append(plot_hubble_diagram(problem, params, os.path.join(out, "hubble_diagram.png"), hd))
     paths.append(plot_residual_sky(problem, params, os.path.join(out, "residual_sky.png"), hd))
-    return paths
+    from cosmology import audit_plots  # source_audit.png: the missing source and the observables
+
+    return paths + audit_plots.plot_audit(problem, params, out)
 
 
 __all__ = ["hubble_diagram_data", "plane_fields", "plot_hubble_diagram", "plot_hubble_rates", "plot_maps",
