@@ -57,6 +57,8 @@ def add_arguments(p) -> None:
     p.add_argument("--chunk", type=positive_int, help="steps per compiled chunk (default 250)")
     p.add_argument("--resample-every", type=non_negative_int, metavar="K",
                    help="collocation points: 1 fresh every step (default), K kept for K steps, 0 one fixed set")
+    p.add_argument("--time-limit", type=float, metavar="SECONDS",
+                   help="end the run at the first chunk end after this much wall time (compilation included)")
     p.add_argument("--x64", action="store_true", default=None,
                    help="run the whole solve in float64 (parameters, points, optimizer, checkpoints)")
     p.add_argument("--runs", default="runs", help="folder of run directories (default ./runs)")
@@ -276,7 +278,7 @@ def run(args) -> int:
             optimizer_kwargs=s["optimizer_kwargs"], constraint_kwargs=s["constraint_kwargs"],
             balancing_kwargs=s["balancing_kwargs"], progress=not args.no_progress,
             problem_config=problem_config(problem, s), devices=devices,
-            extra_config={"cli": s, "devices": devices})
+            extra_config={"cli": s, "devices": devices}, time_limit=args.time_limit)
     except NonFiniteError as err:
         print(f"error: {err}", file=sys.stderr)
         return 3

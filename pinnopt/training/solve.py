@@ -115,7 +115,7 @@ def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: O
           log_every: Optional[int] = None, max_nonfinite: int = 50, certify_batches: int = 4,
           progress: bool = False, problem_config: Optional[dict] = None,
           callback: Optional[Callable[[dict], None]] = None, devices: sharding_lib.Devices = None,
-          extra_config: Optional[dict] = None) -> Result:
+          extra_config: Optional[dict] = None, time_limit: Optional[float] = None) -> Result:
     """Train ``problem`` for ``steps`` steps in total; returns ``Result(params, history, state, summary, run_dir)``.
 
     ``optimizer``, ``constraints`` and ``balancing`` are names (with their ``*_kwargs``) or
@@ -146,7 +146,9 @@ def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: O
     ``jax.devices()``, or a list of devices) splits every batch over those devices along the
     points, with all state replicated (``pinnopt.sharding``); None runs on the default device.
     ``extra_config`` is merged into config.json when it is written (at the start, so that an
-    interrupted run can be resumed from it).
+    interrupted run can be resumed from it). ``time_limit`` (seconds of wall time, compilation
+    included) ends the run at the first chunk end past it, in whatever phase, and says so in
+    the phase log (``ended``) and in ``summary["stopped"]``; the run is certified as usual.
     """
     phases = resolve_phases(optimizer, optimizer_kwargs, steps)
     steps = sum(p.steps for p in phases)
@@ -160,18 +162,21 @@ def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: O
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     certify_batches = _validate_int("certify_batches", certify_batches, 1)
+    if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit > 0):
+        raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
     log_every = _validate_int("log_every", log_every if log_every is not None else max(1, chunk // 10), 1)
     if resume is not None and not RunDir.exists(resume):
         raise FileNotFoundError(f"resume={resume!r} is not a run directory")
     with jax.enable_x64(precision == "float64"):
         return _solve(problem, phases, constraints, balancing, seed, chunk, out, resume, constraint_kwargs,
                       balancing_kwargs, resample_every, precision, heldout_every, checkpoint_every, log_every,
-                      max_nonfinite, certify_batches, progress, problem_config, callback, devices, extra_config)
+                      max_nonfinite, certify_batches, progress, problem_config, callback, devices, extra_config,
+                      time_limit)
 
 
 def _solve(problem, phases, constraints, balancing, seed, chunk, out, resume, constraint_kwargs, balancing_kwargs,
            resample_every, precision, heldout_every, checkpoint_every, log_every, max_nonfinite, certify_batches,
-           progress, problem_config, callback, devices, extra_config) -> Result:
+           progress, problem_config, callback, devices, extra_config, time_limit=None) -> Result:
     steps = sum(p.steps for p in phases)
     if precision == "float64":
         problem = InFloat64(problem)
@@ -252,6 +257,14 @@ def _solve(problem, phases, constraints, balancing, seed, chunk, out, resume, co
 
     start_step, t_start = int(state.step), time.perf_counter()
     error, phase_log = None, []
+    out_of_time = f"time limit of {time_limit:g} s reached" if time_limit is not None else None
+
+    def should_stop(metrics):
+        reason = stagnation(metrics)
+        if reason is None and time_limit is not None and time.perf_counter() - t_start > time_limit:
+            reason = out_of_time
+        return reason
+
     while True:
         p = int(state.phase)
         phase = phases[p]
@@ -271,11 +284,11 @@ def _solve(problem, phases, constraints, balancing, seed, chunk, out, resume, co
         state, error, stopped = run_chunks(state, options, run_chunk=run_chunk, heldout=heldout, on_rows=on_rows,
                                            diagnose=lambda s: balancer.diagnose(s.balancer_state),
                                            save=save if checkpointer is not None else None,
-                                           should_stop=stagnation)
+                                           should_stop=should_stop)
         phase_log.append({"phase": p, "optimizer": phase.name, "start": int(state.phase_start),
                           "end": int(state.step), "planned_steps": phase.steps,
                           "ended": "error" if error else (stopped or "completed its steps")})
-        if error is not None or p == len(phases) - 1:
+        if error is not None or p == len(phases) - 1 or stopped == out_of_time:
             break
         # The next phase starts from the current parameters with a fresh optimizer state.
         following = list(state.opt_state)
@@ -290,6 +303,7 @@ def _solve(problem, phases, constraints, balancing, seed, chunk, out, resume, co
     summary = make_summary(problem, history, state, wall, int(state.step) - start_step, error, certificates)
     summary["phases"] = phase_log  # this session's phases (a resumed run lists those it ran)
     summary["precision"] = precision
+    summary["stopped"] = phase_log[-1]["ended"] if phase_log and phase_log[-1]["ended"] == out_of_time else None
     if run_dir is not None and primary:
         run_dir.write_json("summary.json", summary)
     if checkpointer is not None:

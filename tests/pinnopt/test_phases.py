@@ -127,3 +127,16 @@ def test_float64_run_changes_nothing_global():
     assert jnp.zeros(1).dtype == jnp.float32
     with pytest.raises(ValueError, match="precision"):
         pinnopt.solve(Noisy(), steps=2, precision="float16")
+
+
+def test_time_limit_ends_the_run_in_any_phase_and_says_so():
+    # Two long phases; the limit falls inside the first, so the second never starts.
+    phases = [("sgd", {"learning_rate": 1e-3}, 10**7), ("adam", {"learning_rate": 1e-3}, 10**7)]
+    res = pinnopt.solve(Noisy(), optimizer=phases, constraints="none", chunk=50, time_limit=0.5)
+    assert 0 < int(res.state.step) < 10**7
+    assert res.summary["stopped"] == "time limit of 0.5 s reached"
+    assert [p["phase"] for p in res.summary["phases"]] == [0]
+    assert res.summary["phases"][0]["ended"] == res.summary["stopped"]
+    assert pinnopt.solve(Noisy(), constraints="none", steps=100, chunk=50).summary["stopped"] is None
+    with pytest.raises(ValueError, match="time_limit"):
+        pinnopt.solve(Noisy(), constraints="none", steps=10, time_limit=0)
