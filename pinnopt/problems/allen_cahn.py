@@ -23,12 +23,12 @@ import dataclasses
 import functools
 from typing import Callable
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from pinnopt import pde
-from pinnopt.nets import MLP
 from pinnopt.problems import common, reference_cache
 from pinnopt.problems.allen_cahn_reference import allen_cahn_reference, evaluate_reference
 from pinnopt.terms import Objective
@@ -80,7 +80,7 @@ def space_time_grid(n_t: int, n_x: int) -> np.ndarray:
     return common.tensor_grid(np.linspace(0.0, 1.0, n_t), -1.0 + 2.0 * np.arange(n_x) / n_x)
 
 
-def _net(options: dict) -> MLP:
+def _net(options: dict) -> nn.Module:
     periods = ((1, PERIOD),) if options["periodic"] else ()
     return common.make_net(options, periods)
 
@@ -96,7 +96,7 @@ class AllenCahn(common.FieldProblem):
     ``evaluate`` gives rel_l2 against the ETDRK4 reference on a fixed grid.
     """
 
-    net: MLP
+    net: nn.Module
     diffusion: float
     reaction: float
     n_points: int
@@ -156,7 +156,8 @@ def make_allen_cahn(diffusion: float = DIFFUSION, reaction: float = REACTION, n_
                     ic: str = "constraint", bc: str = "constraint", width: int = 64, depth: int = 4,
                     activation: str = "tanh", fourier_features: int = 0, fourier_scale: float = 1.0,
                     n_eval_t: int = 201, n_eval_x: int = 512, reference_modes: int = 4096,
-                    reference_dt: float = 1e-3, reference_out_every: float = 1e-3) -> AllenCahn:
+                    reference_dt: float = 1e-3, reference_out_every: float = 1e-3, arch: str = "mlp",
+                    rwf: bool = False) -> AllenCahn:
     """Allen-Cahn (see the module docstring).
 
     Args:
@@ -166,7 +167,9 @@ def make_allen_cahn(diffusion: float = DIFFUSION, reaction: float = REACTION, n_
       periodic: embed x as cos(pi k x), sin(pi k x), k = 1..``harmonics`` (exactly 2-periodic,
         no boundary terms); ``False``: raw (t, x) with terms "bc" and "bc_x".
       ic, bc: "constraint" (point-wise equality, the default) or "objective" (squared).
-      width, depth, activation: the MLP.
+      width, depth, activation: the network (``depth`` hidden layers or blocks of ``width``).
+      arch, rwf: "mlp", "modified_mlp" or "pirate", and random weight factorization
+        (``pinnopt.nets.make_net``).
       fourier_features, fourier_scale: random Fourier features of the embedded input (0: none).
       n_eval_t, n_eval_x: the fixed evaluation grid, t = linspace(0, 1, n_eval_t), x = -1 + 2 j / n_eval_x.
       reference_modes, reference_dt, reference_out_every: the ETDRK4 reference: grid points in
@@ -195,7 +198,7 @@ def make_allen_cahn(diffusion: float = DIFFUSION, reaction: float = REACTION, n_
     common.check_mode("bc", bc)
     options = {"harmonics": harmonics, "width": width, "depth": depth, "activation": activation,
                "fourier_features": fourier_features, "fourier_scale": fourier_scale,
-               "n_eval_t": n_eval_t, "n_eval_x": n_eval_x}
+               "n_eval_t": n_eval_t, "n_eval_x": n_eval_x, "arch": arch, "rwf": rwf}
     net = _net({**options, "periodic": periodic})
     points = space_time_grid(counts["n_eval_t"], counts["n_eval_x"])
     settings = (modes, dt, out_every)

@@ -29,12 +29,12 @@ import dataclasses
 import functools
 from typing import Callable
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from pinnopt import pde
-from pinnopt.nets import MLP
 from pinnopt.problems import common, reference_cache
 from pinnopt.terms import Objective
 
@@ -110,7 +110,7 @@ def bc_residual(u_fn: Callable[[jax.Array], jax.Array], points: jax.Array) -> ja
     return pde.values(u_fn, points)
 
 
-def _net(options: dict) -> MLP:
+def _net(options: dict) -> nn.Module:
     return common.make_net(options)
 
 
@@ -124,7 +124,7 @@ class Burgers(common.FieldProblem):
     (options ``ic``, ``bc``). ``evaluate`` gives rel_l2 against Cole-Hopf on a fixed grid.
     """
 
-    net: MLP
+    net: nn.Module
     nu: float
     nodes: int
     n_points: int
@@ -165,7 +165,8 @@ class Burgers(common.FieldProblem):
 def make_burgers(nu: float = NU, n_points: int = 2048, n_ic: int = 256, n_bc: int = 256,
                  ic: str = "constraint", bc: str = "constraint", width: int = 64, depth: int = 4,
                  activation: str = "tanh", fourier_features: int = 0, fourier_scale: float = 1.0,
-                 n_eval_t: int = 101, n_eval_x: int = 256, nodes: int = 200) -> Burgers:
+                 n_eval_t: int = 101, n_eval_x: int = 256, nodes: int = 200, arch: str = "mlp",
+                 rwf: bool = False) -> Burgers:
     """Viscous Burgers (see the module docstring).
 
     Args:
@@ -173,7 +174,9 @@ def make_burgers(nu: float = NU, n_points: int = 2048, n_ic: int = 256, n_bc: in
       n_points, n_ic, n_bc: points per ``sample``: interior, on t = 0, on x = +-1.
       ic, bc: "constraint" (point-wise equality, the default) or "objective" (squared, weighted
         by the balancer) for the initial and boundary conditions.
-      width, depth, activation: the MLP.
+      width, depth, activation: the network (``depth`` hidden layers or blocks of ``width``).
+      arch, rwf: "mlp", "modified_mlp" or "pirate", and random weight factorization
+        (``pinnopt.nets.make_net``).
       fourier_features, fourier_scale: random Fourier features of (t, x) (0: none).
       n_eval_t, n_eval_x: the fixed evaluation grid, t = linspace(0, 1), x = linspace(-1, 1)
         (101 x 256 as Raissi et al.'s data, whose t has 100 points).
@@ -188,7 +191,8 @@ def make_burgers(nu: float = NU, n_points: int = 2048, n_ic: int = 256, n_bc: in
     common.check_mode("ic", ic)
     common.check_mode("bc", bc)
     options = {"width": width, "depth": depth, "activation": activation, "fourier_features": fourier_features,
-               "fourier_scale": fourier_scale, "n_eval_t": n_eval_t, "n_eval_x": n_eval_x}
+               "fourier_scale": fourier_scale, "n_eval_t": n_eval_t, "n_eval_x": n_eval_x, "arch": arch,
+               "rwf": rwf}
     net = _net(options)
     points = space_time_grid(counts["n_eval_t"], counts["n_eval_x"])
     exact = grid_reference(counts["n_eval_t"], counts["n_eval_x"], nu, counts["nodes"])

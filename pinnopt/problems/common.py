@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pinnopt import pde
-from pinnopt.nets import make_mlp
+from pinnopt.nets import make_net as _make_net
 from pinnopt.terms import Constraint, Objective
 
 CONDITION_MODES = ("constraint", "objective")
@@ -58,14 +58,17 @@ def condition(mode: str, value: jax.Array, coords: jax.Array):
 
 
 def make_net(options: dict, periods=()):
-    """The network of a problem from its options (width, depth, activation, harmonics,
-    fourier_features, fourier_scale) and the periodic input columns ``periods``.
+    """The network of a problem from its options (width, depth, activation, fourier_features,
+    fourier_scale; optional harmonics, arch, rwf) and the periodic input columns ``periods``.
 
-    Every PDE problem builds its network here, so an architecture option added later reaches
-    them all. Bad options are ValueErrors naming them (``pinnopt.nets.make_mlp``).
+    Every PDE problem here builds its network through this function (``pinnopt.nets.make_net``),
+    so an architecture option added there reaches them all by one line. arch="mlp" without RWF
+    is ``pinnopt.nets.MLP``, the same network and init as ``make_mlp``. Bad options are
+    ValueErrors naming them.
     """
-    return make_mlp(options["width"], options["depth"], 1, options["activation"], periods,
-                    options.get("harmonics", 1), options["fourier_features"], options["fourier_scale"])
+    return _make_net(options.get("arch", "mlp"), options["width"], options["depth"], 1, options["activation"],
+                     periods, options.get("harmonics", 1), options["fourier_features"], options["fourier_scale"],
+                     rwf=options.get("rwf", False))
 
 
 def tensor_grid(*axes) -> np.ndarray:

@@ -20,12 +20,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from pinnopt import pde
-from pinnopt.nets import MLP
 from pinnopt.problems import common
 from pinnopt.terms import Objective
 
@@ -52,7 +52,7 @@ def boundary_residual(u_fn: Callable[[jax.Array], jax.Array], points: jax.Array,
     return pde.values(u_fn, points) - exact_solution(points, a1, a2)
 
 
-def _net(options: dict) -> MLP:
+def _net(options: dict) -> nn.Module:
     return common.make_net(options)
 
 
@@ -66,7 +66,7 @@ class Elliptic2D(common.FieldProblem):
     ``evaluate`` gives rel_l2 on a fixed n_eval x n_eval grid of the closed square.
     """
 
-    net: MLP
+    net: nn.Module
     name: str
     a1: float
     a2: float
@@ -102,14 +102,15 @@ class Elliptic2D(common.FieldProblem):
 
 
 def _make(name, a1, a2, k, lower, upper, n_interior, n_boundary, bc, width, depth, activation,
-          fourier_features, fourier_scale, n_eval) -> Elliptic2D:
+          fourier_features, fourier_scale, n_eval, arch, rwf) -> Elliptic2D:
     a1, a2, k = (common.check_real(n, v) for n, v in (("a1", a1), ("a2", a2), ("k", k)))
     n_interior = common.check_count("n_interior", n_interior)
     n_boundary = common.check_count("n_boundary", n_boundary)
     n_eval = common.check_count("n_eval", n_eval)
     common.check_mode("bc", bc)
     options = {"width": width, "depth": depth, "activation": activation,
-               "fourier_features": fourier_features, "fourier_scale": fourier_scale, "n_eval": n_eval}
+               "fourier_features": fourier_features, "fourier_scale": fourier_scale, "n_eval": n_eval,
+               "arch": arch, "rwf": rwf}
     net = _net(options)
     side = np.linspace(lower, upper, n_eval)
     points = common.tensor_grid(side, side)
@@ -120,25 +121,28 @@ def _make(name, a1, a2, k, lower, upper, n_interior, n_boundary, bc, width, dept
 
 def make_poisson2d(n_interior: int = 1024, n_boundary: int = 256, bc: str = "constraint", width: int = 64,
                    depth: int = 4, activation: str = "tanh", fourier_features: int = 0,
-                   fourier_scale: float = 1.0, n_eval: int = 101) -> Elliptic2D:
+                   fourier_scale: float = 1.0, n_eval: int = 101, arch: str = "mlp",
+                   rwf: bool = False) -> Elliptic2D:
     """-Laplace(u) = 2 pi^2 sin(pi x) sin(pi y) on [0, 1]^2, u = 0 on the boundary (see the module docstring).
 
     Args:
       n_interior, n_boundary: points drawn per ``sample`` in the square and on its boundary.
       bc: "constraint" (point-wise equality, enforced by the constraint method) or "objective"
         (squared, weighted by the balancer).
-      width, depth, activation: the MLP.
+      width, depth, activation: the network (``depth`` hidden layers or blocks of ``width``).
+      arch, rwf: "mlp", "modified_mlp" or "pirate", and random weight factorization
+        (``pinnopt.nets.make_net``).
       fourier_features, fourier_scale: random Fourier features of (x, y) (0: none).
       n_eval: side of the fixed evaluation grid (corners included).
     """
     return _make("poisson2d", 1.0, 1.0, 0.0, 0.0, 1.0, n_interior, n_boundary, bc, width, depth,
-                 activation, fourier_features, fourier_scale, n_eval)
+                 activation, fourier_features, fourier_scale, n_eval, arch, rwf)
 
 
 def make_helmholtz2d(a1: float = 1.0, a2: float = 4.0, k: float = 1.0, n_interior: int = 1024,
                      n_boundary: int = 256, bc: str = "constraint", width: int = 64, depth: int = 4,
                      activation: str = "tanh", fourier_features: int = 0, fourier_scale: float = 1.0,
-                     n_eval: int = 101) -> Elliptic2D:
+                     n_eval: int = 101, arch: str = "mlp", rwf: bool = False) -> Elliptic2D:
     """Laplace(u) + k^2 u = q on [-1, 1]^2 with u* = sin(a1 pi x) sin(a2 pi y) (see the module docstring).
 
     Args:
@@ -147,4 +151,4 @@ def make_helmholtz2d(a1: float = 1.0, a2: float = 4.0, k: float = 1.0, n_interio
       Others as in ``make_poisson2d``.
     """
     return _make("helmholtz2d", a1, a2, k, -1.0, 1.0, n_interior, n_boundary, bc, width, depth,
-                 activation, fourier_features, fourier_scale, n_eval)
+                 activation, fourier_features, fourier_scale, n_eval, arch, rwf)

@@ -82,3 +82,20 @@ def test_predict_in_a_float64_run_embeds_the_points_in_float64():
         exact = prob.net.apply(params, np.asarray(prob.eval_points, np.float64))[:, 0]
         assert float(np.max(np.abs(np.asarray(u) - np.asarray(exact)))) < 1e-13
         assert prob.evaluate(params)["rel_l2"].dtype == np.float64
+
+
+@pytest.mark.parametrize("name,arch,rwf", [("poisson2d", "modified_mlp", False), ("burgers", "pirate", True),
+                                          ("allen_cahn", "modified_mlp", True), ("helmholtz2d", "mlp", True)])
+def test_architecture_options_reach_the_network(name, arch, rwf):
+    prob = tiny(name, arch=arch, rwf=rwf, depth=2)
+    assert type(prob.net).__name__ == {"modified_mlp": "ModifiedMLP", "pirate": "PirateNet", "mlp": "PlainMLP"}[arch]
+    params = prob.init(jax.random.key(0))
+    batch = prob.sample(jax.random.key(1), 0)
+    terms = jax.jit(prob.terms)(params, batch)
+    assert all(np.all(np.isfinite(np.asarray(t.loss if hasattr(t, "loss") else t.value))) for t in terms.values())
+    assert prob.predict(params, prob.eval_points).shape == (len(prob.eval_points),)
+    assert prob.config()["arch"] == arch and prob.config()["rwf"] is rwf
+    with pytest.raises(ValueError, match="arch"):
+        tiny(name, arch="resnet")
+    # the default is the plain pinnopt.nets.MLP, as make_mlp builds it
+    assert type(tiny(name).net).__name__ == "MLP"
