@@ -49,8 +49,12 @@ _COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def _compute(problem):
-    """The jitted evaluation of :func:`audit_data` for ``problem`` (params, points) -> arrays."""
+    """The jitted evaluation of :func:`audit_data` for ``problem`` (params, points) -> arrays,
+    compiled once per problem (the cache holds the problem weakly: the function only a weak reference)."""
+    ref = weakref.ref(problem)
+
     def compute(params, points):
+        problem = ref()  # traced only while the caller holds the problem
         metric_fn = problem.metric_fn(params)
         src = problem.source(params, metric_fn)
         data, observer = problem.data, jnp.asarray(OBSERVER)
