@@ -16,7 +16,11 @@ from pinnopt.experiments import comparison, pde_comparisons, vmapped
 
 def add_arguments(parser) -> None:
     """The options of ``pinnopt bench``: the vmapped engine's, then the PDE comparisons' own."""
-    parser.add_argument("problem", help="problem name (see `pinnopt list`)")
+    parser.add_argument("problem", nargs="?", help="problem name (see `pinnopt list`); omit with --suite")
+    parser.add_argument("--suite", choices=["pde"], help="run a whole suite: pde (the reference PDEs, "
+                                                          "pinnopt.experiments.pde_suite)")
+    parser.add_argument("--quick", action="store_true", help="--suite: one seed and at most 30 s per problem")
+    parser.add_argument("--only", help="--suite: comma-separated entries to run (e.g. poisson2d,burgers)")
     parser.add_argument("--optimizers", "-o", default=None,
                         help="comma-separated optimizer names (default bbi,adam,sgd; pde_toy: adam,bbi; "
                              "convection: adam)")
@@ -45,7 +49,11 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    """``pinnopt bench``: a PDE problem runs its comparison, any other problem the vmapped table."""
+    """``pinnopt bench``: a suite, a PDE problem's comparison, or any other problem's vmapped table."""
+    if getattr(args, "suite", None):
+        return run_pde_suite(args)
+    if not args.problem:
+        raise SystemExit("error: give a problem name or --suite pde")
     # PDE problems are compared through the full solve loop (balancers, constraint methods).
     if args.problem in pde_comparisons.PROBLEMS:
         return run_comparison(args)
@@ -118,4 +126,27 @@ def run_comparison(args) -> int:
     return 0
 
 
-__all__ = ["add_arguments", "run", "run_comparison", "run_vmapped"]
+def run_pde_suite(args) -> int:
+    """``pinnopt bench --suite pde [--quick] [--only A,B] [--out DIR]``: the table, and with ``--out``
+    table.txt and a figure per problem (prediction, reference, point-wise error)."""
+    import os
+
+    from pinnopt.experiments import pde_suite
+
+    try:
+        rows = pde_suite.run_suite(_names(getattr(args, "only", None)) or None, quick=bool(args.quick), log=print)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}")
+    table = pde_suite.format_table(rows)
+    print()
+    print(table)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "table.txt"), "w") as fh:
+            fh.write(table + "\n")
+        figures = [pde_suite.plot_entry(r, os.path.join(args.out, f"{r.entry.label}.png")) for r in rows]
+        print("wrote " + ", ".join([os.path.join(args.out, "table.txt")] + [f for f in figures if f]))
+    return 0
+
+
+__all__ = ["add_arguments", "run", "run_comparison", "run_pde_suite", "run_vmapped"]
