@@ -120,6 +120,13 @@ def _ratio(p, rho):
     return float(p / rho) if abs(rho) > 1e-12 else math.nan
 
 
+def _fraction_positive(values) -> float:
+    """The share of the finite values that are > 0 (NaN: a light-cone point not reached)."""
+    values = np.asarray(values)
+    values = values[np.isfinite(values)]
+    return float(np.mean(values > 0)) if values.size else math.nan
+
+
 def _parts(v: dict, rows) -> dict:
     return {k: (np.asarray(v[k])[rows]) for k in v}
 
@@ -134,7 +141,7 @@ def light_cone_section(d: dict) -> dict:
             "w_x": np.where(np.abs(rho) > 1e-12, p / np.where(rho == 0, 1.0, rho), np.nan),
             "omega_x_min": np.nanmin(cone["omega_x"], axis=0), "omega_x_max": np.nanmax(cone["omega_x"], axis=0),
             "omega_dust_sky_mean": mean("omega_dust"), "sec_total_sky_mean": mean("sec_total"),
-            "fraction_sec_total_violated": float(np.nanmean(cone["strong_violation_total"] > 0)),
+            "fraction_sec_total_violated": _fraction_positive(cone["strong_violation_total"]),
             "fraction_reached": float(np.mean(np.isfinite(cone["omega_x"])))}
 
 

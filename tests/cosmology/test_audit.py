@@ -161,3 +161,27 @@ def test_dust_kinematics_sees_shift_vorticity_and_acceleration():
         gamma2 = 1.0 / (1.0 - w**2 * r**2)
         assert float(kin.vorticity) == pytest.approx(w**2 * gamma2**2, rel=1e-9)
         assert float(kin.acceleration) == pytest.approx(w**2 * r * gamma2, rel=1e-9)
+
+
+@pytest.mark.parametrize("omega_x, pressure_x, flagged", [
+    (0.7, -0.7, True),  # Lambda leaked through the residual (dust of the true LCDM)
+    (0.0, -0.7, True),  # the same with the dust fixed on the observer's slice: X(u, u) = 0, pressure left
+    (0.1, 0.0, False),  # missing dust-like matter: not dark energy
+    (0.03, -0.03, False),  # w = -1 but below the threshold 0.05 (and q_X = -0.03)
+])
+def test_dark_energy_flag(omega_x, pressure_x, flagged):
+    from types import SimpleNamespace
+
+    from cosmology.audit_summary import flag
+
+    d = {"values": {"omega_x": np.array([omega_x]), "pressure_x": np.array([pressure_x])}}
+    light = {"z": np.array([0.1, 2.0]), "omega_x_sky_mean": np.zeros(2), "pressure_x_sky_mean": np.zeros(2)}
+    off = SimpleNamespace(cfg=SimpleNamespace(cosmological_constant=False))
+    assert flag(off, d, light)[0] is flagged
+    on = SimpleNamespace(cfg=SimpleNamespace(cosmological_constant=True))
+    assert flag(on, d, light)[0] is False and "Lambda is on" in flag(on, d, light)[1]
+    # On the light cone (mean over z <= 1) the same criterion applies.
+    cone = {"z": np.array([0.1, 2.0]), "omega_x_sky_mean": np.array([omega_x, 5.0]),
+            "pressure_x_sky_mean": np.array([pressure_x, 5.0])}
+    zero = {"values": {"omega_x": np.zeros(1), "pressure_x": np.zeros(1)}}
+    assert flag(off, zero, cone)[0] is flagged
