@@ -20,8 +20,10 @@ def past_times(key: jax.Array, n: int, t0: float, t1: float, background) -> jax.
     """n times in [t0, t1] (code units) uniform in ln a of ``background`` (a
     :class:`cosmology.metric.Background`); uniform in t when a(t) gives no usable log range
     (a static background, or a time outside its domain)."""
-    lna0 = math.log(float(background.scale_factor(t0))) if background.kind != "static" else math.nan
-    lna1 = math.log(float(background.scale_factor(t1))) if background.kind != "static" else math.nan
+    # The ends are constants of the problem: evaluate them now, also while sample() is traced.
+    with jax.ensure_compile_time_eval():
+        lna0 = math.log(float(background.scale_factor(t0))) if background.kind != "static" else math.nan
+        lna1 = math.log(float(background.scale_factor(t1))) if background.kind != "static" else math.nan
     if not (math.isfinite(lna0) and math.isfinite(lna1) and lna0 < lna1):
         return jax.random.uniform(key, (n,), jnp.float32, t0, t1)
     lna = jax.random.uniform(key, (n,), jnp.float32, lna0, lna1)

@@ -110,3 +110,10 @@ def test_supernova_chi2_matches_the_classical_einstein_de_sitter_value(tiny, pan
     w = 1 / sample.mu_err**2
     chi2 = np.sum(w * (r - np.sum(w * r) / np.sum(w)) ** 2)
     assert float(jnp.sum(terms["supernovae"].loss)) == pytest.approx(chi2, rel=2e-3)
+
+
+def test_sampling_traces_under_jit_as_in_the_training_step(tiny):
+    problem, _, batch, _ = tiny
+    traced = jax.jit(problem.sample)(jax.random.PRNGKey(1), jnp.int32(0))
+    for name, value in batch.items():
+        np.testing.assert_allclose(np.asarray(traced[name]), np.asarray(value), rtol=1e-5, atol=1e-6)
