@@ -138,3 +138,32 @@ def test_symmetric_eigenvalues_have_finite_gradients_at_degeneracy():
     grad = jax.grad(lambda m: kin.symmetric_eigenvalues(m)[0])(a)
     assert np.all(np.isfinite(grad))
     assert close(jnp.trace(grad), 1.0)  # d lambda = v^T dA v with a unit v
+
+
+# ----------------------------------------------------------------------------- the dust's kinematics
+
+comoving_of = jax.jit(lambda family, params, x: kin.comoving_kinematics(lambda y: family(params, y), x),
+                      static_argnums=0)
+
+
+def test_dust_kinematics_equal_the_gauge_observers_in_the_synchronous_gauge():
+    # Bianchi I: the dust at rest is the slices' normal, so both give a_i'/a_i and the same shear.
+    p = np.array([0.9, 0.1, -0.4])
+    x = jnp.array([0.8, 0.3, -0.2, 0.5])
+    dust, gauge = comoving_of(bianchi_one, jnp.asarray(p), x), kinematics_of(bianchi_one, jnp.asarray(p), x)
+    assert close(dust.hubble_rates, gauge.hubble_rates) and close(dust.hubble_rates, np.sort(p) / 0.8)
+    assert close(dust.shear_scalar, gauge.shear_scalar) and close(dust.mean_hubble_rate, gauge.mean_hubble_rate)
+    assert close(dust.velocity, [1.0, 0.0, 0.0, 0.0])
+    assert close(dust.projector, np.diag([0.0, *(0.8 ** (-2 * p))]))
+
+
+def test_dust_kinematics_in_a_chart_where_the_dust_moves():
+    # FLRW (k = 0, +1, -1): the dust at rest in its chart is the Hubble flow, H_i = a'/a, no shear.
+    # Seen from x' = x - v t, the dust at rest in x' is another congruence, x = x' + v t, whose
+    # peculiar velocity a v grows: not the Hubble flow, and its expansion is anisotropic.
+    for k in (0.0, 1.0, -1.0):
+        out = comoving_of(flrw_moving_chart, jnp.array([k, 0.0]), jnp.array([1.3, 0.2, -0.3, 0.1]))
+        assert close(out.hubble_rates, np.full(3, 2 / (3 * 1.3)))
+        assert abs(float(out.shear_scalar)) <= TOL
+    moving = comoving_of(flrw_moving_chart, jnp.array([0.0, 0.3]), jnp.array([1.3, 0.2, -0.3, 0.1]))
+    assert float(jnp.max(moving.hubble_rates) - jnp.min(moving.hubble_rates)) > 1e-3  # not the Hubble flow

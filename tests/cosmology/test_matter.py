@@ -102,3 +102,47 @@ def test_residual_scale_is_not_differentiated():
         curv = curvature(g, jnp.zeros(4))
         return matter.einstein_residual(curv.einstein_tensor, curv.g, curv.g_inv, 0.9, 0.0, h)
     assert float(jax.grad(r_of)(1.0)) == 0.0
+
+
+# ----------------------------------------------------------------------------- the density from the field equations
+
+
+@pytest.mark.parametrize("kind,omega_m,omega_lambda", [("matter", 1.0, 0.0), ("lcdm", 0.3, 0.7), ("lcdm", 0.5, 0.5)])
+def test_constraint_density_is_derived_from_the_geometry_and_conserved(kind, omega_m, omega_lambda):
+    # kappa rho(t_ref) = G_uu - Lambda on the observer's slice, carried by rest-mass conservation:
+    # Omega_m comes out of the geometry, kappa rho a^3 stays 3 Omega_m, and the residual vanishes.
+    bg = Background(kind, omega_m)
+    g = flrw(bg)
+    observer = jnp.zeros(4)
+
+    @jax.jit
+    def run(points):
+        src = matter.constraint_source(g, observer, mean_hubble_rate(g, observer), jnp.float32(omega_lambda))
+        def at(x):
+            curv = curvature(g, x)
+            rho = matter.comoving_density(g, x, src, curv.g)
+            return rho, matter.einstein_residual(curv.einstein_tensor, curv.g, curv.g_inv, rho,
+                                                 src.cosmological_constant, mean_hubble_rate(g, x))
+        return src, jax.vmap(at)(points)
+
+    src, (rho, r) = run(jnp.asarray(POINTS))
+    assert src.density == "constraint" and np.isnan(float(src.norm))  # no single C to misuse
+    assert float(src.omega_m) == pytest.approx(omega_m, rel=2e-5)
+    a = np.asarray(jax.vmap(bg.scale_factor)(jnp.asarray(POINTS[:, 0])))
+    np.testing.assert_allclose(np.asarray(rho) * a**3, 3.0 * omega_m, rtol=5e-5)
+    assert np.all(np.asarray(r) < 2e-5), r
+
+
+def test_uniform_source_is_labelled_and_keeps_its_constant():
+    g = flrw(Background("matter"))
+    observer = jnp.zeros(4)
+    src = matter.make_source(g(observer), mean_hubble_rate(g, observer), 0.3, 0.0)
+    assert src.density == "uniform" and src.reference_time is None
+    x = jnp.array([-0.4, 0.1, 0.2, 0.3])
+    assert float(matter.comoving_density(g, x, src)) == float(matter.dust_density(g(x), src.norm))
+
+
+def test_residual_scale_stays_positive_for_negative_density():
+    # The "constraint" density of a bad geometry can be negative; the scale must not vanish then.
+    assert float(matter.residual_scale(1.0, -2.9)) == pytest.approx(5.9)
+    assert float(matter.residual_scale(1.0, 0.9)) == pytest.approx(3.9)

@@ -220,6 +220,40 @@ def test_flrw_network_hubble_rate_curvature_and_learned_k():
         assert abs(ricci - expected) <= 1e-10 * abs(expected)
 
 
+@pytest.mark.parametrize("omega_k", [0.6, -0.4])
+def test_flrw_network_with_a_trained_omega_k(omega_k):
+    # k = -Omega_k (a_0 H_0)^2 whatever the learned a(t): the dust fixed by the field equations
+    # then has Omega_m = 1 - Omega_k at the observer (Lambda = 0), and Omega_k's bounds bound it.
+    from cosmology import matter
+
+    with jax.enable_x64(True):
+        model = metric.FLRWMetric(out_scale=0.3, omega_k_bounds=(-1.0, 0.95), omega_k_init=omega_k)
+        params = jax.tree.map(lambda p: jnp.asarray(p, jnp.float64), metric.init_params(model, KEY))
+        assert set(params["params"]) == {"net", "omega_k"}
+
+        @jax.jit
+        def quantities(params):
+            fn = metric.bind(model, params)
+            observer = jnp.zeros(4, jnp.float64)
+            hubble = kin.comoving_kinematics(fn, observer).mean_hubble_rate
+            a_of = lambda t: model.apply(params, t, method=metric.FLRWMetric.scale_factor)
+            a0, da0 = jax.jvp(a_of, (observer[0],), (jnp.ones(()),))
+            return (model.apply(params, method=metric.FLRWMetric.omega_k),
+                    model.apply(params, method=metric.FLRWMetric.spatial_curvature), a0, da0,
+                    matter.constraint_source(fn, observer, hubble, jnp.zeros(())).omega_m)
+
+        got, k, a0, da0, omega_m = quantities(params)
+        assert float(got) == pytest.approx(omega_k, rel=1e-12)
+        assert abs(float(da0 / a0) - 1.0) > 1e-3  # the network moved a(t): H_0 != 1, a_0 != 1
+        assert float(k) == pytest.approx(-omega_k * float(da0) ** 2, rel=1e-12)
+        assert float(omega_m) == pytest.approx(1.0 - omega_k, rel=1e-10)
+        # Omega_k follows its raw parameter inside the bounds.
+        moved = {"params": {**params["params"], "omega_k": params["params"]["omega_k"] + 50.0}}
+        assert float(quantities(moved)[0]) == pytest.approx(0.95, rel=1e-12)
+    with pytest.raises(ValueError, match="omega_k_init"):
+        metric.init_params(metric.FLRWMetric(omega_k_bounds=(0.0, 0.5), omega_k_init=0.7), KEY)
+
+
 def test_metric_networks_are_metric_functions(initial):
     model, params = MODELS["general"], initial["general"]
     assert hasattr(metric.bind(model, params), "jet")

@@ -75,6 +75,31 @@ def test_lambda_option_starts_from_lcdm():
     assert (cfg.metric, cfg.cosmological_constant, cfg.n_directions, cfg.sky_degree) == ("flrw", True, 1, 0)
 
 
+def test_open_control_and_the_density_options():
+    cfg = presets.get_open_control()
+    assert (cfg.metric, cfg.learn_curvature, cfg.cosmological_constant, cfg.density, cfg.background) == (
+        "flrw", True, False, "constraint", "matter")
+    assert presets.available("open-control") == ["default", "quick"]
+    from cosmology.problem import _model
+
+    model = _model(cfg, Background("matter"))
+    assert model.omega_k_bounds == pytest.approx((-1.0, 0.95))  # Omega_m = 1 - Omega_k in [0.05, 2]
+    assert presets.get_preset("default").density == "constraint"
+    assert presets.get_preset("default", density="uniform").density == "uniform"
+    with pytest.raises(ValueError, match="density"):
+        presets.get_preset("default", density="lumpy")
+    with pytest.raises(ValueError, match="learn_curvature"):
+        presets.get_preset("default", learn_curvature=True)  # synchronous metric
+    with pytest.raises(ValueError, match="learn_curvature"):
+        presets.get_open_control(density="uniform")  # one C in a curved chart: the spurious gradient
+    with pytest.raises(ValueError, match="omega_k_init"):
+        presets.get_open_control(omega_k_init=0.97)
+    with pytest.raises(ValueError, match="omega_k_init"):
+        presets.get_flrw_control(omega_k_init=0.2)
+    with pytest.raises(ValueError, match="sn_fraction"):
+        presets.get_preset("default", sn_fraction=1.0)  # CMB priors with no field equations there
+
+
 def test_cli_names_the_presets(tmp_path):
     from pinnopt.cli import main
 
