@@ -12,7 +12,7 @@ Six panels, from :func:`cosmology.audit_summary.audit_data` and ``summary_sectio
   rest), beside Omega_m / 2 (the least q0 of dust alone) and the apparent q0 of the sky-averaged
   Hubble diagram;
 - the dipole and quadrupole of the model's d_L(z, n), relative to its monopole;
-- the monopole and dipole of the data residuals (mag) in redshift bins.
+- the mean and the dipole of the data residuals (mag) in redshift bins.
 
 The title carries the verdict (``dark_energy_like_residual`` and its message).
 """
@@ -118,7 +118,8 @@ def _residual_multipoles(ax, obs):
         ax.text(0.5, 0.5, "too few supernovae per bin", ha="center", transform=ax.transAxes)
         return
     z = np.array([r["z_median"] for r in rows])
-    ax.plot(z, [r["monopole_mag"] for r in rows], "ko-", label="monopole")
+    ax.errorbar(z, [r["mean_mag"] for r in rows], yerr=[r["mean_err_mag"] for r in rows], fmt="ko-", ms=4,
+                label="bin mean (GLS)")
     if "dipole_mag" in rows[0]:
         ax.plot(z, [r["dipole_mag"] for r in rows], "C0s-", label="dipole |D|")
     ax.axhline(0.0, color="k", lw=0.5)

@@ -42,6 +42,7 @@ from cosmology.conventions import OBSERVER
 
 DARK_ENERGY_THRESHOLD = 0.05  # Omega_X above this, with w_X < -1/3 and Lambda off: flagged
 RAYCHAUDHURI_TOL = 0.01  # q0 >= Omega_m / 2 - this (Lambda off): the bound dust obeys
+W_FLOOR = 1e-4  # w_X = P_X / Omega_X is reported only where |Omega_X| exceeds this (float32 noise ~1e-6)
 MAX_POINTS = 512  # collocation points audited (plus at most 64 of the CMB window)
 Z_RHO_EDGES = (-math.inf, 0.1, 0.5, 1.0, 2.5, 10.0, math.inf)  # bins of the dust redshift z_rho
 Q_PARTS = ("dust", "x", "lambda", "shear", "vorticity")
@@ -117,7 +118,8 @@ def _clean(x):
 
 
 def _ratio(p, rho):
-    return float(p / rho) if abs(rho) > 1e-12 else math.nan
+    """w = p / rho, undefined (NaN) where |Omega_X| < W_FLOOR: there it is rounding over rounding."""
+    return float(p / rho) if abs(rho) > W_FLOOR else math.nan
 
 
 def _fraction_positive(values) -> float:
@@ -138,7 +140,7 @@ def light_cone_section(d: dict) -> dict:
     mean = lambda name: np.nanmean(cone[name], axis=0)
     rho, p = mean("omega_x"), mean("pressure_x")
     return {"z": d["z_nodes"], "omega_x_sky_mean": rho, "pressure_x_sky_mean": p,
-            "w_x": np.where(np.abs(rho) > 1e-12, p / np.where(rho == 0, 1.0, rho), np.nan),
+            "w_x": np.where(np.abs(rho) > W_FLOOR, p / np.where(rho == 0, 1.0, rho), np.nan),
             "omega_x_min": np.nanmin(cone["omega_x"], axis=0), "omega_x_max": np.nanmax(cone["omega_x"], axis=0),
             "omega_dust_sky_mean": mean("omega_dust"), "sec_total_sky_mean": mean("sec_total"),
             "fraction_sec_total_violated": _fraction_positive(cone["strong_violation_total"]),

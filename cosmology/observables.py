@@ -205,9 +205,11 @@ def best_reference(mu_obs, factor, z, helio, family: str) -> tuple[float, float]
 def residual_multipoles(z, directions, residual, factor, edges=RESIDUAL_EDGES, lmax: int = 2) -> list:
     """Monopole, dipole and quadrupole of the residuals (mag) per redshift bin (module docstring).
 
-    Returns one dict per bin with >= 3 (lmax + 1)^2 supernovae: n, z range and median,
-    monopole, dipole amplitude |D| and its direction, the rms A_l, and the Wald chi^2 of
-    the dipole and quadrupole (with their degrees of freedom)."""
+    Returns one dict per bin with >= 3 (lmax + 1)^2 supernovae: n, z range and median, the
+    bin's mean residual with its error (the same GLS with the monopole alone: robust where a
+    bin's supernovae cover little of the sky and the multipoles are nearly degenerate), and
+    from the fit up to ``lmax`` the monopole, the dipole amplitude |D| with its direction, the
+    rms A_l, and the Wald chi^2 of the dipole and quadrupole (with their degrees of freedom)."""
     z, residual = np.asarray(z, np.float64), np.asarray(residual, np.float64)
     basis = real_harmonics(directions, lmax)
     m = basis.shape[1]
@@ -215,12 +217,17 @@ def residual_multipoles(z, directions, residual, factor, edges=RESIDUAL_EDGES, l
     bins = [b for b in bins if b[2].sum() >= 3 * m]
     if not bins:
         return []
-    design = np.zeros((len(z), m * len(bins)))
-    for j, (_, _, sel) in enumerate(bins):
-        design[sel, j * m:(j + 1) * m] = basis[sel]
-    a, b = whiten(factor, design), whiten(factor, residual)
-    coef, *_ = np.linalg.lstsq(a, b, rcond=None)
-    cov = np.linalg.pinv(a.T @ a)
+    b = whiten(factor, residual)
+
+    def gls(columns):
+        design = np.zeros((len(z), columns.shape[1] * len(bins)))
+        for j, (_, _, sel) in enumerate(bins):
+            design[sel, j * columns.shape[1]:(j + 1) * columns.shape[1]] = columns[sel]
+        a = whiten(factor, design)
+        return np.linalg.lstsq(a, b, rcond=None)[0], np.linalg.pinv(a.T @ a)
+
+    coef, cov = gls(basis)
+    means, means_cov = gls(np.ones((len(z), 1)))
     out = []
     for j, (lo, hi, sel) in enumerate(bins):
         c = coef[j * m:(j + 1) * m]
@@ -228,6 +235,7 @@ def residual_multipoles(z, directions, residual, factor, edges=RESIDUAL_EDGES, l
         parts = multipole_parts(c)
         row = {"z_low": float(lo), "z_high": float(hi) if math.isfinite(hi) else None,
                "z_median": float(np.median(z[sel])), "n": int(sel.sum()),
+               "mean_mag": float(means[j]), "mean_err_mag": float(math.sqrt(means_cov[j, j])),
                "monopole_mag": float(parts["monopole"]), "rms_mag": [float(v) for v in parts["rms"]]}
         if "dipole" in parts:
             row["dipole_mag"] = float(np.linalg.norm(parts["dipole"]))
