@@ -1,6 +1,6 @@
 """The cosmology problems: learn a metric from Pantheon+ under Einstein's equations.
 
-Two problems share this code (registered as ``pinnopt.problems`` entry points):
+Three problems share this code (registered as ``pinnopt.problems`` entry points):
 
 - ``lumpy`` (:func:`make_lumpy`): an inhomogeneous metric network (comoving synchronous
   gauge, or all ten components), comoving dust with a trainable Omega_m in [0.05, 1],
