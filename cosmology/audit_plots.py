@@ -34,6 +34,14 @@ def _plt():
     return plt
 
 
+def _log_x(ax):
+    """A log x axis labelled at its decades only (minor labels overlap on short ranges)."""
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _light_cone(ax, light):
     z = np.asarray(light["z"], float)
     rho = np.asarray(light["omega_x_sky_mean"], float)
@@ -41,13 +49,17 @@ def _light_cone(ax, light):
                     alpha=0.2, label="Omega_X, range over the rays")
     ax.plot(z, rho, "C3-", lw=2, label="Omega_X (sky mean)")
     ax.plot(z, np.asarray(light["pressure_x_sky_mean"], float), "C0--", label="P_X = kappa p_X / 3H^2")
-    ax.plot(z, np.asarray(light["omega_dust_sky_mean"], float), "k:", label="Omega_dust")
     ax.axhline(0.0, color="k", lw=0.6)
-    ax.set_xscale("log")
+    _log_x(ax)
     ax.set_xlabel("z (on the past light cone)")
+    ax.set_ylabel("Omega_X, P_X (units of 3 H^2 / kappa)")
     ax.set_title("missing source X = (G + Lambda g)/kappa - dust", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left")
+    dust = ax.twinx()  # the dust on its own scale: X may be orders of magnitude smaller
+    dust.plot(z, np.asarray(light["omega_dust_sky_mean"], float), "k:", label="Omega_dust (right axis)")
+    dust.set_ylabel("Omega_dust")
+    dust.legend(fontsize=7, loc="lower right")
 
 
 def _equation_of_state(ax, light):
@@ -56,7 +68,7 @@ def _equation_of_state(ax, light):
     ax.plot(z, w, "C3o-", ms=3, label="w_X (ratio of sky means), clipped to [-3, 3]")
     ax.axhline(-1.0 / 3.0, color="C1", ls="--", label="-1/3: strong energy condition")
     ax.axhline(-1.0, color="C0", ls=":", label="-1: a cosmological constant")
-    ax.set_xscale("log")
+    _log_x(ax)
     ax.set_ylim(-3.2, 3.2)
     ax.set_xlabel("z (on the past light cone)")
     ax.set_title("equation of state of X", fontsize=9)
@@ -72,7 +84,7 @@ def _collocation(ax, d):
     ax.scatter(1.0 + z[~bad], om[~bad], s=6, c="C2", label="SEC of dust + X holds")
     ax.scatter(1.0 + z[bad], om[bad], s=6, c="C3", label="SEC of dust + X fails")
     ax.axhline(0.0, color="k", lw=0.6)
-    ax.set_xscale("log")
+    ax.set_xscale("log")  # 1 + z_rho spans little more than a decade: keep the minor labels
     ax.set_xlabel("1 + z_rho = (rho / rho_O)^(1/3) (collocation points)")
     ax.set_ylabel("Omega_X")
     ax.set_title("X at the collocation points", fontsize=9)
@@ -103,7 +115,7 @@ def _distance_multipoles(ax, obs):
     labels = ("rms of l = 1", "rms of l = 2")
     for k, r in enumerate(mp.get("rms_relative", [])):
         ax.plot(z, np.maximum(np.asarray(r, float), 1e-9), f"C{k + 1}--", label=f"{labels[k]} / M")
-    ax.set_xscale("log")
+    _log_x(ax)
     ax.set_yscale("log")
     ax.set_xlabel("z")
     ax.set_title("anisotropy of the model's d_L(z, n)", fontsize=9)
@@ -121,9 +133,10 @@ def _residual_multipoles(ax, obs):
     ax.errorbar(z, [r["mean_mag"] for r in rows], yerr=[r["mean_err_mag"] for r in rows], fmt="ko-", ms=4,
                 label="bin mean (GLS)")
     if "dipole_mag" in rows[0]:
-        ax.plot(z, [r["dipole_mag"] for r in rows], "C0s-", label="dipole |D|")
+        ax.errorbar(z, [r["dipole_mag"] for r in rows], yerr=[r["dipole_err_mag"] for r in rows], fmt="C0s-", ms=4,
+                    label="dipole |D| (the rest of l <= 2 fitted with it)")
     ax.axhline(0.0, color="k", lw=0.5)
-    ax.set_xscale("log")
+    _log_x(ax)
     ax.set_xlabel("z (bin median)")
     ax.set_ylabel("mag")
     ax.set_title("data residuals mu_obs - mu_model: multipoles per bin", fontsize=9)

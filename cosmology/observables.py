@@ -208,8 +208,8 @@ def residual_multipoles(z, directions, residual, factor, edges=RESIDUAL_EDGES, l
     Returns one dict per bin with >= 3 (lmax + 1)^2 supernovae: n, z range and median, the
     bin's mean residual with its error (the same GLS with the monopole alone: robust where a
     bin's supernovae cover little of the sky and the multipoles are nearly degenerate), and
-    from the fit up to ``lmax`` the monopole, the dipole amplitude |D| with its direction, the
-    rms A_l, and the Wald chi^2 of the dipole and quadrupole (with their degrees of freedom)."""
+    from the fit up to ``lmax`` the monopole, the dipole amplitude |D| with its direction and
+    its (linearised) error, the rms A_l, and the Wald chi^2 of the dipole and quadrupole (with their degrees of freedom)."""
     z, residual = np.asarray(z, np.float64), np.asarray(residual, np.float64)
     basis = real_harmonics(directions, lmax)
     m = basis.shape[1]
@@ -238,7 +238,12 @@ def residual_multipoles(z, directions, residual, factor, edges=RESIDUAL_EDGES, l
                "mean_mag": float(means[j]), "mean_err_mag": float(math.sqrt(means_cov[j, j])),
                "monopole_mag": float(parts["monopole"]), "rms_mag": [float(v) for v in parts["rms"]]}
         if "dipole" in parts:
-            row["dipole_mag"] = float(np.linalg.norm(parts["dipole"]))
+            amplitude = float(np.linalg.norm(parts["dipole"]))
+            order = [3, 1, 2]  # (a_11, a_1-1, a_10) -> (x, y, z)
+            cov_d = 3 / (4 * math.pi) * cc[np.ix_(order, order)]
+            u = parts["dipole"] / max(amplitude, 1e-300)
+            row["dipole_mag"] = amplitude
+            row["dipole_err_mag"] = float(math.sqrt(max(u @ cov_d @ u, 0.0)))  # linearised, along D
             row["dipole_ra_dec_deg"] = list(sky_direction(parts["dipole"]))
         for ell, name in ((1, "dipole"), (2, "quadrupole")):
             if ell <= lmax:
