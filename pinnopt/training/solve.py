@@ -288,7 +288,7 @@ def _solve(problem, phases, constraints, balancing, seed, chunk, out, resume, co
         phase_log.append({"phase": p, "optimizer": phase.name, "start": int(state.phase_start),
                           "end": int(state.step), "planned_steps": phase.steps,
                           "ended": "error" if error else (stopped or "completed its steps")})
-        if error is not None or p == len(phases) - 1 or stopped == out_of_time:
+        if error is not None or p == len(phases) - 1 or (time_limit is not None and stopped == out_of_time):
             break
         # The next phase starts from the current parameters with a fresh optimizer state.
         following = list(state.opt_state)
@@ -303,7 +303,8 @@ def _solve(problem, phases, constraints, balancing, seed, chunk, out, resume, co
     summary = make_summary(problem, history, state, wall, int(state.step) - start_step, error, certificates)
     summary["phases"] = phase_log  # this session's phases (a resumed run lists those it ran)
     summary["precision"] = precision
-    summary["stopped"] = phase_log[-1]["ended"] if phase_log and phase_log[-1]["ended"] == out_of_time else None
+    summary["stopped"] = out_of_time if time_limit is not None and phase_log and phase_log[-1]["ended"] == out_of_time \
+        else None
     if run_dir is not None and primary:
         run_dir.write_json("summary.json", summary)
     if checkpointer is not None:
