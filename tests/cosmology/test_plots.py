@@ -52,8 +52,9 @@ def test_metric_figures(eds_problem, tmp_path):
     problem, params = eds_problem
     line = plots.worldline(problem, params, n=24)
     fields = plots.plane_fields(problem, params, n=9)
-    # Einstein-de Sitter today: R = kappa rho = 3 Omega_m H^2 (the Omega_m the problem assumes).
-    np.testing.assert_allclose(fields["xy"]["density"], 0.3, rtol=1e-4)
+    # Einstein-de Sitter today: R = kappa rho = 3 Omega_m H^2, and the dust density derived from the
+    # field equations on the observer's slice (the default density="constraint") is Omega_m = 1.
+    np.testing.assert_allclose(fields["xy"]["density"], 1.0, rtol=1e-4)
     np.testing.assert_allclose(fields["xz"]["ricci"], 1.0, rtol=1e-3)  # R / 3H^2 = 1 for dust with Omega = 1
     for name, fn in (("rates.png", lambda p: plots.plot_hubble_rates(problem, params, p, line)),
                      ("shear.png", lambda p: plots.plot_shear(problem, params, p, line)),
