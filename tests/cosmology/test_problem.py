@@ -77,12 +77,12 @@ def test_lambda_option_starts_from_lcdm():
 
 def test_open_control_and_the_density_options():
     cfg = presets.get_open_control()
-    assert (cfg.metric, cfg.learn_curvature, cfg.cosmological_constant, cfg.density, cfg.background) == (
-        "flrw", True, False, "constraint", "matter")
+    assert (cfg.metric, cfg.learn_curvature, cfg.cosmological_constant, cfg.density, cfg.einstein) == (
+        "flrw", True, False, "constraint", "constraint")
     assert presets.available("open-control") == ["default", "quick"]
     from cosmology.problem import _model
 
-    model = _model(cfg, Background("matter"))
+    model = _model(cfg, Background(cfg.background, cfg.background_omega_m))
     assert model.omega_k_bounds == pytest.approx((-1.0, 0.95))  # Omega_m = 1 - Omega_k in [0.05, 2]
     assert presets.get_preset("default").density == "constraint"
     assert presets.get_preset("default", density="uniform").density == "uniform"
