@@ -28,7 +28,8 @@ With the shear prior it characterises FLRW: for irrotational dust (the synchrono
 that solves the field equations, sigma_ab = 0 and D_a rho = 0 give D_a theta = 0 (momentum
 constraint) and E_ab = 0 (shear propagation), i.e. FLRW; a Weyl prior would add nothing the
 two do not bound. The cost: with the "constraint" density D_a rho reaches the metric's third
-derivatives on the reference slice (forward mode over one jet, at the window points only).
+derivatives on the reference slice (forward mode over one jet in 3 spatial directions, at the
+window points only).
 
 What the tolerances mean.
 
@@ -53,15 +54,32 @@ from cosmology.geometry import MetricFn, christoffel_from_jet, inverse_metric
 from cosmology.kinematics import comoving_kinematics_from_jet
 
 
-def density_and_gradient(metric_fn: MetricFn, x: jax.Array, source: matter.Source):
-    """(kappa rho, d_a kappa rho (4,)) at ``x`` (forward mode over :func:`matter.comoving_density`;
-    with the "constraint" density this reaches the third derivatives of the metric)."""
-    def density(y):
-        value = matter.comoving_density(metric_fn, y, source)
-        return value, value
+def density_and_gradient(metric_fn: MetricFn, x: jax.Array, source: matter.Source, g: jax.Array,
+                         dg: jax.Array, g_inv: jax.Array):
+    """(kappa rho, d_a kappa rho (4,)) at ``x`` from the metric's first jet there (g, dg, g^ab).
 
-    gradient, value = jax.jacfwd(density, has_aux=True)(x)
-    return value, gradient
+    kappa rho = C(x^i) V(t, x) (:mod:`cosmology.matter`), so
+
+        d_a (kappa rho) = V d_a C + kappa rho d_a ln V,   d_a ln V = d_a g_tt / (2 g_tt) - g^bc d_a g_bc / 2,
+
+    with d_t C = 0. Only C's three spatial derivatives need forward mode (over the reference
+    slice's jet: the metric's third derivatives, for the "constraint" density); the uniform C
+    has none.
+    """
+    volume = matter.volume_factor(g)
+    d_log_volume = dg[0, 0, :] / (2.0 * g[0, 0]) - 0.5 * jnp.einsum("bc,bca->a", g_inv, dg)
+    if source.reference_time is None:
+        norm, d_norm = source.norm, jnp.zeros(4, g.dtype)
+    else:
+        def norm_of(spatial):
+            rho_ref, volume_ref = matter.reference_density(metric_fn, x.at[1:].set(spatial), source.reference_time,
+                                                           source.cosmological_constant)
+            return rho_ref / volume_ref, rho_ref / volume_ref
+
+        d_spatial, norm = jax.jacfwd(norm_of, has_aux=True)(x[1:])
+        d_norm = jnp.concatenate([jnp.zeros(1, g.dtype), d_spatial])
+    kappa_rho = norm * volume
+    return kappa_rho, volume * d_norm + kappa_rho * d_log_volume
 
 
 def density_gradient_ratio(g: jax.Array, g_inv: jax.Array, kappa_rho: jax.Array, gradient: jax.Array,
@@ -91,7 +109,7 @@ def cmb_prior_values(metric_fn: MetricFn, x: jax.Array, source: matter.Source, s
     dg = jax.jacfwd(metric_fn)(x)
     g_inv = inverse_metric(g)
     kin = comoving_kinematics_from_jet(g, dg, g_inv, christoffel_from_jet(g_inv, dg))
-    kappa_rho, gradient = density_and_gradient(metric_fn, x, source)
+    kappa_rho, gradient = density_and_gradient(metric_fn, x, source, g, dg, g_inv)
     h2 = jax.lax.stop_gradient(kin.mean_hubble_rate**2)
     h_scale = jax.lax.stop_gradient(jnp.sqrt(h2 + jnp.abs(kappa_rho) / 3.0))
     shear_ratio = kin.shear_scalar / h2
