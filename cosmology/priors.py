@@ -3,7 +3,7 @@
 The CMB says that at last scattering the universe was homogeneous and isotropic to 1e-5. The
 ``lumpy`` problem cannot reach z = 1100, so it asks for near-FLRW at a window of early times
 (z in [20, 50] by default, inside the domain where the field equations are imposed:
-:func:`cosmology.problem.domain`). Three conditions, each a value that is <= 0 when met, all
+:func:`cosmology.collocation.domain`). Three conditions, each a value that is <= 0 when met, all
 built from the dust observers u^a = delta^a_t / sqrt(-g_tt) (:func:`kinematics.comoving_kinematics`)
 and the dust density (:func:`matter.comoving_density`):
 

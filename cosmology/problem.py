@@ -45,7 +45,6 @@ only), "omega_lambda": Omega_Lambda}`` (the last only when Lambda is on).
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Callable, Optional
 
 import jax
@@ -56,6 +55,7 @@ from cosmology import collocation, energy, kinematics, matter, raytrace, superno
 from cosmology.conventions import OBSERVER
 from cosmology.geometry import curvature_from_jet, metric_jet
 from cosmology.metric import Background, FLRWMetric, GeneralMetric, SynchronousMetric, bind, init_params
+from cosmology.collocation import _ball, domain  # noqa: F401  (domain: re-exported)
 from cosmology.presets import CosmologyConfig, get_flrw_control, get_open_control, get_preset
 from cosmology.priors import cmb_prior_values
 from pinnopt.terms import Constraint, Objective
@@ -339,15 +339,6 @@ def einstein_term(residual: jax.Array, points: jax.Array, cfg: CosmologyConfig):
     return Objective(residual**2, coords=points)
 
 
-def _ball(key, n, radius):
-    """n points uniform in the ball of ``radius`` (3-D), (n, 3)."""
-    k_dir, k_r = jax.random.split(key)
-    direction = jax.random.normal(k_dir, (n, 3), jnp.float32)
-    direction = direction / jnp.linalg.norm(direction, axis=1, keepdims=True)
-    r = radius * jax.random.uniform(k_r, (n, 1), jnp.float32) ** (1.0 / 3.0)
-    return direction * r
-
-
 def deceleration(metric_fn, x) -> jax.Array:
     """q = -1 - (dH/dtau) / H^2 of the gauge observer at x (tau its proper time: dtau = N dt)."""
 
@@ -371,50 +362,6 @@ def _model(cfg: CosmologyConfig, background: Background):
         return FLRWMetric(cfg.width, cfg.depth, cfg.w0, cfg.out_scale, background, omega_k_bounds=bounds,
                           omega_k_init=cfg.omega_k_init)
     return FLRWMetric(cfg.width, cfg.depth, cfg.w0, cfg.out_scale, background)
-
-
-def _comoving_distance(background: Background, t_start: float, n: int = 4001) -> float:
-    """chi = int_{t_start}^0 dt / a(t) of the background (its own units), trapezoid rule."""
-    t = np.linspace(t_start, 0.0, n)
-    a = np.asarray(background.scale_factor(jnp.asarray(t, jnp.float32)), np.float64)
-    return float(np.sum(0.5 * (1.0 / a[1:] + 1.0 / a[:-1]) * np.diff(t)))
-
-
-def domain(cfg: CosmologyConfig, background: Background, z_max: float) -> dict:
-    """The sampling windows in code units: {"start", "sn_start", "cmb": (t0, t1), "radius", ...}.
-
-    Fields the preset leaves unset come from the background (whose time is code time, 0 at
-    the observer): the supernova era reaches the background time of ``sn_redshift`` (default
-    1.1 z_max), the deep past that of ``past_redshift``, the CMB window spans ``cmb_redshifts``;
-    the radius is ``extent_margin`` times the background's comoving distance to the farthest
-    supernova (z_max). Fields the preset sets are in its own units (``to_code_time``).
-    """
-    def t_of(z):
-        t = float(background.time_at_redshift(z))
-        if not math.isfinite(t):
-            raise ValueError(f"background {background.kind!r} has no time for z = {z}")
-        return t
-
-    code = cfg.to_code_time
-    z_sn = cfg.sn_redshift if cfg.sn_redshift is not None else 1.1 * z_max
-    sn_start = code(cfg.sn_era_start) if cfg.sn_era_start is not None else t_of(z_sn)
-    if cfg.t_start is not None:
-        start = code(cfg.t_start)
-    else:
-        start = t_of(cfg.past_redshift) if cfg.sn_fraction < 1 else sn_start
-    if cfg.cmb_window is not None:
-        cmb = (code(cfg.cmb_window[0]), code(cfg.cmb_window[1]))
-    else:
-        cmb = (t_of(cfg.cmb_redshifts[1]), t_of(cfg.cmb_redshifts[0]))
-    if cfg.cmb_priors:  # the priors only where the field equations are imposed
-        start = min(start, cmb[0])
-    if not start <= sn_start < 0.0:
-        raise ValueError(f"the domain must satisfy t_start <= sn_era_start < t_observer, got "
-                         f"{start}, {sn_start}, 0 (code units)")
-    chi = _comoving_distance(background, t_of(z_max))
-    radius = cfg.spatial_extent * cfg.code_per_unit if cfg.spatial_extent is not None else cfg.extent_margin * chi
-    return {"start": start, "sn_start": sn_start, "cmb": cmb, "radius": radius,
-            "background_comoving_distance_code": chi}
 
 
 def build(cfg: CosmologyConfig, *, data_path=None, covariance=None, mu_obs=None, name: str = "lumpy") -> CosmologyProblem:
