@@ -112,6 +112,9 @@ class CosmologyConfig:
     sky_degree: int = 2  # polynomial degree of the sky fit (spherical harmonics ell <= this)
     n_redshift_nodes: int = 24
     max_ray_steps: int = 128
+    sky_grid_tol: float = 0.01  # mag: the end-of-run check accepts the sky grid when max |mu_grid - mu_exact|
+    #                             over the supernovae is at most this (and |chi^2 grid - exact| <= 1):
+    #                             cosmology.final_checks
     # --- solver defaults (the CLI's flags override them)
     optimizer: str = "adam"
     learning_rate: float = 1e-3
@@ -135,7 +138,7 @@ class CosmologyConfig:
         if int(self.sky_degree) != self.sky_degree or self.sky_degree < 0:
             raise ValueError(f"sky_degree must be a non-negative integer, got {self.sky_degree!r}")
         for name in ("w0", "out_scale", "unit_mpc", "extent_margin", "learning_rate", "past_redshift",
-                     "einstein_mu", "einstein_mu_max"):
+                     "einstein_mu", "einstein_mu_max", "sky_grid_tol"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"lumpy preset field {name} must be positive, got {getattr(self, name)!r}")
         if not 0.0 < self.sn_fraction <= 1.0:
