@@ -21,7 +21,7 @@ from pinnopt import sharding as sharding_lib
 from pinnopt.io.checkpoint import Checkpointer
 from pinnopt.io.rundir import RunDir, jsonable_or_none
 from pinnopt.registry import spec_of
-from pinnopt.training.certify import all_certified, certify
+from pinnopt.training.certify import all_certified, certify, extra_certificates
 from pinnopt.training.loop import LoopOptions, run_chunks
 from pinnopt.training.phases import record as record_phases
 from pinnopt.training.phases import resolve_phases, stagnation
@@ -139,7 +139,11 @@ def solve(problem, optimizer="adam", constraints="al", balancing="sum", steps: O
     fresh points every ``heldout_every`` steps (rounded to chunk ends) and at the end. At the
     end every constraint is certified on ``certify_batches`` fresh batches: the summary's
     ``certificates`` give each one's largest held-out violation against its ``tol`` and
-    ``certified`` says whether all hold (None without constraints).
+    ``certified`` says whether all hold (None without constraints or extra certificates). A
+    problem with a method ``extra_certificates(params) -> {name: {"max_violation", "tol", ...}}``
+    adds certificates of its own, computed once here from the final parameters (conditions that
+    are no term of the loss; ``pinnopt.training.certify.extra_certificates``): they count in
+    ``certified`` like the constraints'.
 
     Non-finite steps are skipped; ``max_nonfinite`` in a row stop the run with
     ``NonFiniteError`` (the last good checkpoint is kept). ``devices`` (an int: the first N of
@@ -300,6 +304,8 @@ def _solve(problem, phases, constraints, balancing, seed, chunk, out, resume, co
     wall = time.perf_counter() - t_start
 
     certificates = certify(heldout_fn, state.params, heldout_root, state.step, specs, certify_batches)
+    # The problem's own end-of-run checks (optional ``problem.extra_certificates``), on a host copy.
+    certificates.update(extra_certificates(problem, jax.device_get(state.params["model"]), taken=certificates))
     summary = make_summary(problem, history, state, wall, int(state.step) - start_step, error, certificates)
     summary["phases"] = phase_log  # this session's phases (a resumed run lists those it ran)
     summary["precision"] = precision
