@@ -262,9 +262,12 @@ class CosmologyProblem:
 
     # --- summary and figures (not jitted)
 
-    def summary(self, params, key=None, n_points: Optional[int] = None, audit: bool = True) -> dict:
+    def summary(self, params, key=None, n_points: Optional[int] = None, audit: bool = True, exact: bool = True,
+                max_supernovae: Optional[int] = None) -> dict:
         """The physics of a trained run: fitted parameters, chi^2, held-out point-wise maxima; with
-        ``audit`` the source audit and the chart-free observables (:mod:`cosmology.audit_summary`)."""
+        ``audit`` the source audit and the chart-free observables (:mod:`cosmology.audit_summary`);
+        with ``exact`` the chi^2 of exact per-supernova rays, the sky grid checked against them and
+        the rays against the domain (:mod:`cosmology.final_checks`; ``max_supernovae``: a subsample)."""
         key = jax.random.PRNGKey(12345) if key is None else key
         ev = {k: float(v) for k, v in jax.jit(self.evaluate)(params).items()}
         batch = self.sample(key, jnp.int32(0))
@@ -287,7 +290,18 @@ class CosmologyProblem:
             from cosmology import audit_summary
 
             out.update(audit_summary.summary_sections(self, params))
+        if exact:
+            from cosmology import final_checks
+
+            out.update(final_checks.summary_sections(self, params, max_supernovae=max_supernovae))
         return out
+
+    def extra_certificates(self, params) -> dict:
+        """``{"rays_inside_domain": certificate}``, called by ``pinnopt.solve`` at the end of a run: every
+        exact supernova ray stays inside the sampled domain (:func:`cosmology.final_checks.domain_certificate`)."""
+        from cosmology import final_checks
+
+        return final_checks.certificates(self, params)
 
     def plot(self, params, run_dir: str) -> list:
         """The cosmology figures into ``run_dir/plots`` (see :mod:`cosmology.plots`)."""
