@@ -149,16 +149,17 @@ def comoving_deceleration(metric_fn: MetricFn, x: jax.Array) -> jax.Array:
 
 
 def light_cone(metric_fn: MetricFn, observer, directions, redshifts, *,
-               options: RayOptions = RayOptions()) -> tuple[jax.Array, jax.Array]:
+               options: RayOptions = RayOptions(), observer_velocity=None) -> tuple[jax.Array, jax.Array]:
     """Where the observer's past light cone reaches each redshift: points (R, M, 4) and the
     luminosity distances (R, M) along the rays towards ``directions`` (R, 3) at ``redshifts``
     (M,) (sources comoving with the dust, as in :mod:`cosmology.raytrace`; one adaptive solve
-    per ray, each redshift found on its dense output). NaN where a redshift is not reached."""
+    per ray, each redshift found on its dense output). NaN where a redshift is not reached.
+    ``observer_velocity``: as in :func:`cosmology.raytrace.luminosity_distance` (None: comoving)."""
     observer = jnp.asarray(observer)
     redshifts = jnp.asarray(redshifts, observer.dtype)
 
     def one(direction):
-        y0 = _start(metric_fn, observer, direction, None)
+        y0 = _start(metric_fn, observer, direction, observer_velocity)
         opts = _resolved(options, y0.x.dtype)
         sol = _integrate(metric_fn, y0, opts, z_stop=jnp.max(redshifts))
         z0 = redshift(metric_fn(y0.x), y0.k)

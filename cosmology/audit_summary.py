@@ -60,7 +60,9 @@ def _compute(problem):
         src = problem.source(params, metric_fn)
         data, observer = problem.data, jnp.asarray(OBSERVER)
         options = raytrace.RayOptions(max_steps=problem.cfg.max_ray_steps)
-        cone, d_nodes = audit.light_cone(metric_fn, observer, data.ray_directions, data.z_nodes, options=options)
+        velocity = problem.observer_velocity(params, metric_fn) if hasattr(problem, "observer_velocity") else None
+        cone, d_nodes = audit.light_cone(metric_fn, observer, data.ray_directions, data.z_nodes, options=options,
+                                         observer_velocity=velocity)
         flat = cone.reshape(-1, 4)
         reached = jnp.all(jnp.isfinite(flat), axis=1)
         pts = jnp.concatenate([observer[None], jnp.where(reached[:, None], flat, observer), points])
@@ -168,12 +170,21 @@ def collocation_section(d: dict) -> dict:
             "fraction_sec_total_violated": float(np.mean(v["strong_violation_total"] > 0)), "bins": bins}
 
 
+def _whitening64(problem) -> tuple:
+    """(mu_obs, W) in float64 as factored on the host (``problem.host_whitening``: the full
+    covariance's W = L^-1, or 1/sigma), not the training copy cast to float32."""
+    host = getattr(problem, "host_whitening", None)
+    if host is not None:
+        return host.mu_obs, host.factor
+    wh = problem.data.whitening
+    return np.asarray(wh.mu_obs, np.float64), np.asarray(wh.factor, np.float64)
+
+
 def fit_section(problem, d: dict) -> dict:
     """chi^2 of the model beside the dust-only universe with its Omega_m and the best flat LCDM
     and open CDM (module docstring), from the same rays and the problem's data."""
     data = problem.data
-    wh = data.whitening
-    mu_obs, factor = np.asarray(wh.mu_obs, np.float64), np.asarray(wh.factor, np.float64)
+    mu_obs, factor = _whitening64(problem)
     z, helio = np.asarray(data.z, np.float64), np.asarray(data.helio, np.float64)
     chi2_model = observables.chi2_offset_marginalised(mu_obs, factor, 5 * np.log10(d["d_sn"] * helio))
     om = float(d["omega_m"])
@@ -202,9 +213,8 @@ def observables_section(problem, d: dict) -> dict:
     fit = observables.fit_flrw(z_sn, d_mono_sn)
     h_o, h0_obs = float(d["hubble"]), float(d["h0"])
     h_local, q_cosmo = observables.local_hubble_rate(z_sn, d_mono_sn)
-    wh = data.whitening
     mu_model = 5 * np.log10(d["d_sn"] * np.asarray(data.helio, np.float64))
-    mu_obs, factor = np.asarray(wh.mu_obs, np.float64), np.asarray(wh.factor, np.float64)
+    mu_obs, factor = _whitening64(problem)
     ones = observables.whiten(factor, np.ones_like(mu_obs))
     offset = ones @ observables.whiten(factor, mu_obs - mu_model) / (ones @ ones)
     multipoles = {"z": d["z_nodes"], "monopole": mono,

@@ -13,8 +13,16 @@ the release covariance carries the correlation between duplicates, and the publi
 use every row. :class:`CutReport` counts the distinct CIDs so the difference is visible.
 
 The diagonal errors of the table are for plots only (release notes); fitting cosmology
-with them is wrong in principle, and :func:`load_pantheon_plus` warns when it falls back
-to them. Pass the release covariance (``Pantheon+SH0ES_STAT+SYS.cov``) to fit.
+with them is wrong in principle, and :func:`load_pantheon_plus` warns (once per process) when
+it falls back to them. Pass the release covariance (``Pantheon+SH0ES_STAT+SYS.cov``) to fit;
+reading, checking and whitening it live in :mod:`cosmology.covariance` (re-exported here).
+
+Redshifts: ``redshift="zHD"`` (default) is the release's Hubble-diagram redshift (CMB frame,
+corrected for peculiar velocities); ``redshift="zCMB"`` the CMB-frame redshift without that
+correction. The chosen column is ``SupernovaSample.z`` (and ``z_err``), the one the cut
+z > ``z_min`` applies to and rays are traced to. ``z_min = HUBBLE_FLOW_Z_MIN`` (0.023) keeps the
+Hubble flow only (the lower edge of the SH0ES Hubble-flow sample, Riess et al. 2022), where
+peculiar velocities of ~300 km/s are under 5% of cz.
 """
 from __future__ import annotations
 
@@ -28,6 +36,16 @@ from pathlib import Path
 from typing import NamedTuple, Optional, Union
 
 import numpy as np
+
+from cosmology.covariance import (  # noqa: F401  (re-exported: their former home)
+    DiagonalCovarianceWarning,
+    _check_covariance,
+    _is_float,
+    check_covariance,
+    cholesky,
+    load_covariance,
+    warn_diagonal_fallback,
+)
 
 PANTHEON_PLUS_FILENAME = "Pantheon+SH0ES.dat"
 # The official data release (Brout et al. 2022, Scolnic et al. 2022), pinned by its checksum:
@@ -47,25 +65,25 @@ FLOAT_COLUMNS = (
 )
 INT_COLUMNS = ("IDSURVEY", "IS_CALIBRATOR")
 REQUIRED_COLUMNS = ("CID",) + INT_COLUMNS + FLOAT_COLUMNS
-
-
-class DiagonalCovarianceWarning(UserWarning):
-    """Cosmology is being fitted with the diagonal errors the release reserves for plots."""
+# The redshift a fit may use, and the columns it needs besides REQUIRED_COLUMNS.
+REDSHIFTS = {"zHD": (), "zCMB": ("zCMB", "zCMBERR")}
+HUBBLE_FLOW_Z_MIN = 0.023  # z_min of a Hubble-flow-only fit (module docstring)
 
 
 class CutReport(NamedTuple):
     """How many rows each cut removed (rows = light curves; ``n_unique`` counts supernovae)."""
 
     n_rows: int  # light curves in the file
-    n_below_z_min: int  # removed by zHD <= z_min
+    n_below_z_min: int  # removed by z <= z_min (z: the column ``redshift``)
     n_calibrators: int  # removed as Cepheid calibrators (after the redshift cut)
     n_kept: int
     n_unique: int  # distinct CIDs among the kept rows
+    redshift: str = "zHD"  # the column the cut applies to
 
     def __str__(self):
         return (
             f"{self.n_kept} of {self.n_rows} light curves kept ({self.n_unique} distinct supernovae); "
-            f"removed {self.n_below_z_min} with zHD <= z_min and {self.n_calibrators} calibrators"
+            f"removed {self.n_below_z_min} with {self.redshift} <= z_min and {self.n_calibrators} calibrators"
         )
 
 
@@ -73,7 +91,9 @@ class SupernovaSample(NamedTuple):
     """Per-light-curve arrays after the cuts (float64, numpy), in file order.
 
     ``mu`` is MU_SH0ES = m_b_corr - M with the SH0ES absolute magnitude M; for a fit with
-    the offset marginalised, ``mu`` and ``m_b_corr`` are interchangeable. ``cov`` is the
+    the offset marginalised, ``mu`` and ``m_b_corr`` are interchangeable. ``z`` is the redshift
+    the fit uses (the column ``redshift``: zHD or zCMB; ``z_cmb`` is None when zCMB was not
+    read). ``cov`` is the
     covariance of ``mu`` restricted to the kept rows, or None when only the diagonal errors
     ``mu_err`` are available. ``direction`` is the unit vector towards (RA, DEC), equatorial
     J2000 as in the release: (cos DEC cos RA, cos DEC sin RA, sin DEC).
@@ -98,10 +118,22 @@ class SupernovaSample(NamedTuple):
     row: np.ndarray  # (N,) int, row in the file (0-based, header excluded)
     report: CutReport
     source: str  # the file the table was read from
+    z_cmb: Optional[np.ndarray] = None  # zCMB (read when redshift="zCMB")
+    z_cmb_err: Optional[np.ndarray] = None
+    redshift: str = "zHD"  # which column is the fit's redshift z
 
     @property
     def n(self) -> int:
         return int(self.z_hd.shape[0])
+
+    @property
+    def z(self) -> np.ndarray:
+        """The redshift of the fit: zHD, or zCMB with ``redshift="zCMB"``."""
+        return self.z_cmb if self.redshift == "zCMB" else self.z_hd
+
+    @property
+    def z_err(self) -> np.ndarray:
+        return self.z_cmb_err if self.redshift == "zCMB" else self.z_hd_err
 
 
 # ----------------------------------------------------------------------------------------
@@ -255,63 +287,6 @@ def read_table(path: Union[str, Path], columns=REQUIRED_COLUMNS) -> dict[str, np
     return table
 
 
-def load_covariance(path: Union[str, Path], n: int) -> np.ndarray:
-    """Read a release ``.cov`` file: first line N, then N*N numbers row by row.
-
-    Raises ValueError naming the file when N differs from ``n`` (the rows of the table), the
-    count of numbers is not N*N, a value is not a finite number, or the matrix is not symmetric.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such covariance file")
-    tokens = path.read_text().split()
-    if not tokens:
-        raise ValueError(f"{path}: empty covariance file")
-    try:
-        size = int(tokens[0])
-    except ValueError:
-        raise ValueError(f"{path}: first value must be the matrix size N, got {tokens[0]!r}") from None
-    if size != n:
-        raise ValueError(f"{path}: covariance is {size}x{size} but the table has {n} rows")
-    if len(tokens) - 1 != size * size:
-        raise ValueError(f"{path}: expected N*N = {size * size} values after N = {size}, found {len(tokens) - 1}")
-    try:
-        values = np.array(tokens[1:], dtype=np.float64)
-    except ValueError:
-        bad = next(t for t in tokens[1:] if not _is_float(t))
-        raise ValueError(f"{path}: non-numeric value {bad!r} in the covariance") from None
-    cov = values.reshape(size, size)
-    _check_covariance(cov, str(path))
-    return cov
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
-
-
-def _check_covariance(cov: np.ndarray, name: str) -> None:
-    if not np.all(np.isfinite(cov)):
-        i, j = np.argwhere(~np.isfinite(cov))[0]
-        raise ValueError(f"{name}: covariance entry ({i}, {j}) is {cov[i, j]} (NaN or infinite)")
-    scale = np.max(np.abs(cov))
-    if not np.allclose(cov, cov.T, rtol=1e-6, atol=1e-9 * scale):
-        raise ValueError(f"{name}: covariance is not symmetric")
-
-
-def cholesky(cov: np.ndarray, name: str = "covariance") -> np.ndarray:
-    """Lower Cholesky factor L (C = L L^T); ValueError naming ``name`` if C is not positive definite."""
-    try:
-        return np.linalg.cholesky(cov)
-    except np.linalg.LinAlgError:
-        smallest = np.linalg.eigvalsh(cov)[0]
-        raise ValueError(
-            f"{name}: covariance is not positive definite (smallest eigenvalue {smallest:.3g})") from None
-
-
 def unit_vector(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
     """(cos DEC cos RA, cos DEC sin RA, sin DEC), shape (N, 3), from angles in degrees."""
     ra, dec = np.deg2rad(ra_deg), np.deg2rad(dec_deg)
@@ -328,25 +303,30 @@ def load_pantheon_plus(
     covariance: Union[str, Path, np.ndarray, None] = None,
     z_min: float = 0.01,
     exclude_calibrators: bool = True,
+    redshift: str = "zHD",
     sha256: Optional[str] = PANTHEON_PLUS_SHA256,
     timeout: float = DOWNLOAD_TIMEOUT_S,
 ) -> SupernovaSample:
     """Load Pantheon+ light curves with the cuts of the release's cosmology fits.
 
-    Cuts: keep zHD > ``z_min`` (0.01 by default, as in Brout et al. 2022: below it peculiar
-    velocities dominate), and drop the Cepheid calibrators (IS_CALIBRATOR == 1) unless
-    ``exclude_calibrators=False`` (their MU_SH0ES is then used as is, not CEPH_DIST).
-    Duplicate light curves of one supernova are all kept (see the module docstring).
+    Cuts: keep z > ``z_min`` (0.01 by default, as in Brout et al. 2022: below it peculiar
+    velocities dominate; :data:`HUBBLE_FLOW_Z_MIN` = 0.023 for the Hubble flow only), z the
+    column ``redshift`` ("zHD", default, or "zCMB"), and drop the Cepheid calibrators
+    (IS_CALIBRATOR == 1) unless ``exclude_calibrators=False`` (their MU_SH0ES is then used as
+    is, not CEPH_DIST). Duplicate light curves of one supernova are all kept (module docstring).
 
     ``covariance``: the release ``.cov`` file or an (N, N) array over all N rows of the table;
     the cuts are applied to its rows and columns and the result must be positive definite.
-    None: diagonal errors, with a :class:`DiagonalCovarianceWarning` (once per call site).
+    None: diagonal errors, with a :class:`DiagonalCovarianceWarning` once per process
+    (:func:`cosmology.covariance.warn_diagonal_fallback`).
     ``sha256``: the expected checksum of the table (None to read a table of your own).
     """
-    if z_min < 0:
-        raise ValueError(f"z_min must be >= 0, got {z_min}")
+    if isinstance(z_min, bool) or not isinstance(z_min, (int, float, np.integer, np.floating)) or not z_min >= 0:
+        raise ValueError(f"z_min must be a number >= 0, got {z_min!r}")
+    if redshift not in REDSHIFTS:
+        raise ValueError(f"redshift must be one of {tuple(REDSHIFTS)}, got {redshift!r}")
     source = pantheon_plus_path(path, sha256=sha256, timeout=timeout)
-    t = read_table(source)
+    t = read_table(source, REQUIRED_COLUMNS + REDSHIFTS[redshift])
     n_rows = len(t["CID"])
     for name, lo, hi in (("RA", 0.0, 360.0), ("DEC", -90.0, 90.0)):
         bad = (t[name] < lo) | (t[name] > hi)
@@ -354,10 +334,10 @@ def load_pantheon_plus(
             line = t["line"][np.argmax(bad)]
             raise ValueError(f"{source}:{line}: column {name} out of [{lo}, {hi}] degrees")
 
-    above = t["zHD"] > z_min
+    above = t[redshift] > z_min
     keep = above & ~(t["IS_CALIBRATOR"] == 1) if exclude_calibrators else above
     if not np.any(keep):
-        raise ValueError(f"{source}: no supernova left after the cuts (z_min={z_min})")
+        raise ValueError(f"{source}: no supernova left after the cuts ({redshift} > z_min={z_min})")
     rows = np.flatnonzero(keep)
     report = CutReport(
         n_rows=n_rows,
@@ -365,6 +345,7 @@ def load_pantheon_plus(
         n_calibrators=int(np.sum(above & ~keep)),
         n_kept=int(rows.size),
         n_unique=int(np.unique(t["CID"][rows]).size),
+        redshift=redshift,
     )
 
     cov = None
@@ -373,12 +354,7 @@ def load_pantheon_plus(
             k = rows[np.argmax(t["MU_SH0ES_ERR_DIAG"][rows] <= 0)]
             raise ValueError(f"{source}:{t['line'][k]}: column MU_SH0ES_ERR_DIAG must be > 0 "
                              f"(got {t['MU_SH0ES_ERR_DIAG'][k]})")
-        warnings.warn(
-            "Pantheon+: no covariance given, using the diagonal errors MU_SH0ES_ERR_DIAG; the "
-            "release notes say these are for plotting only and must not be used to fit "
-            "cosmology (pass covariance='Pantheon+SH0ES_STAT+SYS.cov')",
-            DiagonalCovarianceWarning, stacklevel=2,
-        )
+        warn_diagonal_fallback(stacklevel=3)
     else:
         if isinstance(covariance, (str, Path)):
             full, name = load_covariance(covariance, n_rows), str(covariance)
@@ -386,7 +362,7 @@ def load_pantheon_plus(
             full, name = np.asarray(covariance, dtype=np.float64), "covariance array"
             if full.shape != (n_rows, n_rows):
                 raise ValueError(f"{name}: shape {full.shape} but the table {source} has {n_rows} rows")
-            _check_covariance(full, name)
+            check_covariance(full, name)
         cov = full[np.ix_(rows, rows)]
         cholesky(cov, f"{name} (after the cuts)")  # fail here, not inside training
 
@@ -399,4 +375,6 @@ def load_pantheon_plus(
         ceph_dist=t["CEPH_DIST"][rows], is_calibrator=t["IS_CALIBRATOR"][rows] == 1,
         ra=t["RA"][rows], dec=t["DEC"][rows], direction=unit_vector(t["RA"][rows], t["DEC"][rows]),
         cov=cov, row=rows, report=report, source=str(source),
+        z_cmb=t["zCMB"][rows] if "zCMB" in t else None, z_cmb_err=t["zCMBERR"][rows] if "zCMBERR" in t else None,
+        redshift=redshift,
     )

@@ -16,20 +16,34 @@ The marginal over a flat prior on o is exp(-chi2/2) up to a constant; without th
 for a Gaussian), and the log term, a constant of the covariance, only matters when comparing
 covariances. With C = L L^T and W = L^-1 computed once, w = W r and u = W 1 give
 a = |w|^2, b = u.w, e = |u|^2 and a - b^2/e = |w - (u.w/e) u|^2: a sum of squares of
-whitened residuals, cheap (one mat-vec) and differentiable.
+whitened residuals, cheap (one mat-vec) and differentiable. The factorisation is done once, on
+the host, in float64 (:mod:`cosmology.covariance`: numpy Cholesky, W = L^-1 by a triangular
+solve), and W, u, e are cast to the training dtype only afterwards.
+
+Degrees of freedom: dof = N - p, N the rows (light curves) and p the fitted constants (the
+offset, Omega_m, ...; :attr:`cosmology.problem.CosmologyProblem.dof`). A supernova seen by
+several surveys (same CID) gives several rows, and they all count: with the covariance C of
+all N rows, which holds the correlation between duplicates, r ~ N(0, C) gives
+E[r^T C^-1 r] = tr(C^-1 C) = N, and with p linear(ised) constants fitted chi^2 ~ chi^2_(N - p).
+Correlated rows are not fewer rows; their covariance says how much they share. N_unique - p
+would be right only if duplicates were identical measurements (C singular), which the
+release's positive-definite C excludes (``tests/cosmology/test_covariance.py`` checks
+E[chi^2] = N - 1 with strongly correlated duplicates). With diagonal errors sigma_i^2 = C_ii
+the mean is still about N - p, but chi^2 is not chi^2-distributed (its spread depends on the
+correlations it ignores): fit with the covariance.
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Union
+from typing import NamedTuple, Optional, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.linalg
 import scipy.optimize
 
+from cosmology import covariance
 from cosmology.conventions import C_KM_S
-from cosmology.data import SupernovaSample, cholesky
+from cosmology.data import SupernovaSample, cholesky  # noqa: F401  (cholesky: re-exported)
 
 MARGINALISE = "marginalise"
 
@@ -76,8 +90,9 @@ class Whitening(NamedTuple):
     ones_norm: jax.Array
 
 
-def whitening_factor(sample: SupernovaSample, observable: str = "mu") -> tuple[np.ndarray, np.ndarray]:
-    """(observed moduli, W) in float64 numpy: W = L^-1 of the sample covariance, or 1/sigma.
+def host_whitening(sample: SupernovaSample, observable: str = "mu") -> covariance.HostWhitening:
+    """The float64 whitening of ``sample`` (:class:`cosmology.covariance.HostWhitening`): W = L^-1 of
+    the sample covariance, or 1/sigma of its diagonal errors.
 
     ``observable``: "mu" (MU_SH0ES) or "m_b" (m_b_corr); equal up to the constant M.
     """
@@ -87,24 +102,30 @@ def whitening_factor(sample: SupernovaSample, observable: str = "mu") -> tuple[n
         obs, err = sample.m_b_corr, sample.m_b_corr_err
     else:
         raise ValueError(f"observable must be 'mu' or 'm_b', got {observable!r}")
-    if sample.cov is None:
-        if np.any(err <= 0):
-            raise ValueError("diagonal errors must be > 0")
-        return np.asarray(obs, np.float64), 1.0 / np.asarray(err, np.float64)
-    lower = cholesky(sample.cov)
-    factor = scipy.linalg.solve_triangular(lower, np.eye(sample.n), lower=True)
-    return np.asarray(obs, np.float64), factor
+    return covariance.host_whitening(obs, err, sample.cov, f"covariance of {sample.source}")
 
 
-def make_whitening(sample: SupernovaSample, *, observable: str = "mu", dtype=jnp.float32) -> Whitening:
-    """Factor the covariance once (float64) and keep what the chi^2 needs, in ``dtype``."""
-    obs, factor = whitening_factor(sample, observable)
-    ones = _whiten_np(factor, np.ones_like(obs))
+def whitening_factor(sample: SupernovaSample, observable: str = "mu") -> tuple[np.ndarray, np.ndarray]:
+    """(observed moduli, W) in float64 numpy: W = L^-1 of the sample covariance, or 1/sigma."""
+    host = host_whitening(sample, observable)
+    return host.mu_obs, host.factor
+
+
+def make_whitening(sample: SupernovaSample, *, observable: str = "mu", dtype=jnp.float32,
+                   host: Optional[covariance.HostWhitening] = None) -> Whitening:
+    """Factor the covariance once (float64, or take ``host``, already factored) and keep what the
+    chi^2 needs, cast to ``dtype``."""
+    host = host_whitening(sample, observable) if host is None else host
+    return cast_whitening(host, dtype)
+
+
+def cast_whitening(host: covariance.HostWhitening, dtype=jnp.float32) -> Whitening:
+    """The float64 ``host`` whitening as the JAX pytree of the chi^2, in ``dtype``."""
     return Whitening(
-        mu_obs=jnp.asarray(obs, dtype),
-        factor=jnp.asarray(factor, dtype),
-        ones=jnp.asarray(ones, dtype),
-        ones_norm=jnp.asarray(ones @ ones, dtype),
+        mu_obs=jnp.asarray(host.mu_obs, dtype),
+        factor=jnp.asarray(host.factor, dtype),
+        ones=jnp.asarray(host.ones, dtype),
+        ones_norm=jnp.asarray(host.ones_norm, dtype),
     )
 
 
@@ -189,7 +210,7 @@ class FlatLCDMFit(NamedTuple):
     offset: float  # best o in mu = 5 log10(d_L / (c/H0)) + o
     h0: float  # H0 implied by o for the absolute magnitude baked into the observable
     n: int
-    dof: int  # n - 2 (Omega_m and the offset)
+    dof: int  # n - 2 (Omega_m and the offset; n counts every light curve, duplicates included)
 
 
 def fit_flat_lcdm(sample: SupernovaSample, *, observable: str = "mu", bounds=(0.01, 0.99),
@@ -208,7 +229,7 @@ def fit_flat_lcdm(sample: SupernovaSample, *, observable: str = "mu", bounds=(0.
     z_hel = sample.z_hel if heliocentric else None
 
     def residual(om):
-        return obs - 5.0 * np.log10(luminosity_distance_flat_lcdm(sample.z_hd, om, z_hel))
+        return obs - 5.0 * np.log10(luminosity_distance_flat_lcdm(sample.z, om, z_hel))
 
     def profile(om):
         w = _whiten_np(factor, residual(om))

@@ -13,9 +13,10 @@
 - ``maps_today.png``: the Ricci scalar R / (3 H_O^2) and the dust density
   kappa rho / (3 H_O^2) (= Omega_m at the observer) on the x-y, y-z and x-z planes at t = 0;
 - ``surfaces_today.png``: the same Ricci scalar maps as 3-D surfaces;
-- ``hubble_diagram.png``: distance modulus against redshift, data (diagonal errors) and the
+- ``hubble_diagram.png``: distance modulus against redshift, data (error bars sqrt(C_ii)) and the
   model (per supernova, and the monopole curve), with the residuals below; the magnitude
-  offset is the marginalised best one;
+  offset, the binned residuals and the flat-LCDM reference follow the fitted likelihood, full
+  covariance included (:mod:`cosmology.hubble_plots`);
 - ``residual_sky.png``: the residuals mu_obs - mu_model on the sky (Mollweide, RA/DEC);
 - ``source_audit.png``: the source the metric needs beyond dust and the chart-free observables
   (:mod:`cosmology.audit_plots`).
@@ -32,8 +33,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cosmology import kinematics, likelihood, supernovae
-from cosmology.conventions import OBSERVER
+from cosmology import kinematics
+from cosmology.hubble_plots import (  # noqa: F401  (re-exported: the supernova figures)
+    hubble_diagram_data,
+    lcdm_reference,
+    plot_hubble_diagram,
+    plot_residual_sky,
+)
 
 
 def _plt():
@@ -273,119 +279,6 @@ def plot_surfaces(problem, params, path: str, fields=None) -> str:
         ax.set_zlabel("R / (3 H_O^2)", fontsize=8)
         ax.set_title(f"Ricci scalar today, {a}-{b} plane", fontsize=10, pad=2)
     fig.subplots_adjust(left=0.02, right=0.97, top=0.93, bottom=0.04, wspace=0.1)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-# ----------------------------------------------------------------------------- supernovae
-
-
-def hubble_diagram_data(problem, params) -> dict:
-    """Observed and model moduli with the best offset applied, residuals, and a monopole curve."""
-    data = problem.data
-    if problem.isotropic:
-        d_l, nodes = np.asarray(jax.jit(problem.distances)(params), np.float64), None
-    else:  # one compiled ray grid gives the per-supernova distances and the monopole curve
-        shape = (data.ray_directions.shape[0], data.z_nodes.shape[0])
-
-        def both(p):
-            grid = supernovae.ray_grid_distances(problem.metric_fn(p), jnp.asarray(OBSERVER), problem.plan, shape)
-            return supernovae.supernova_distances(grid, data), grid
-
-        d_l, nodes = (np.asarray(v, np.float64) for v in jax.jit(both)(params))
-    mu_model = np.asarray(supernovae.model_moduli(jnp.asarray(d_l, jnp.float32), data), np.float64)
-    mu_obs = np.asarray(data.whitening.mu_obs, np.float64)
-    factor = np.asarray(data.whitening.factor, np.float64)
-    if factor.ndim != 1:
-        raise ValueError("hubble_diagram_data supports diagonal errors only (plots use them)")
-    sigma = 1.0 / factor
-    w = factor**2
-    offset = float(np.sum(w * (mu_obs - mu_model)) / np.sum(w))
-    z = np.asarray(data.z, np.float64)
-    out = {"z": z, "mu_obs": mu_obs, "sigma": sigma, "mu_model": mu_model + offset,
-           "residual": mu_obs - mu_model - offset}
-    if nodes is not None:
-        out["curve_z"] = np.asarray(data.z_nodes, np.float64)
-        out["curve_mu"] = 5 * np.log10(np.mean(nodes, axis=0)) + 25 + offset
-    else:
-        order = np.argsort(z)
-        out["curve_z"], out["curve_mu"] = z[order], (mu_model + offset)[order]
-    return out
-
-
-def lcdm_reference(hd: dict, helio: np.ndarray) -> tuple:
-    """(Omega_m, offset) of the flat-LCDM fit of the plotted data (grid in Omega_m, step 0.002)."""
-    w = 1.0 / hd["sigma"] ** 2
-    best = None
-    for om in np.arange(0.05, 1.0001, 0.002):
-        mu = 5 * np.log10(likelihood.luminosity_distance_flat_lcdm(hd["z"], om) * helio)
-        r = hd["mu_obs"] - mu
-        off = np.sum(w * r) / np.sum(w)
-        chi2 = np.sum(w * (r - off) ** 2)
-        if best is None or chi2 < best[0]:
-            best = (chi2, om, off)
-    return best[1], best[2]
-
-
-def plot_hubble_diagram(problem, params, path: str, hd=None) -> str:
-    plt = _plt()
-    hd = hubble_diagram_data(problem, params) if hd is None else hd
-    helio = np.asarray(problem.data.helio, np.float64)
-    om_ref, off_ref = lcdm_reference(hd, helio)
-    fig, (a, b) = plt.subplots(2, 1, figsize=(8, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1.4]},
-                               constrained_layout=True)
-    a.errorbar(hd["z"], hd["mu_obs"], yerr=hd["sigma"], fmt=".", ms=2, lw=0.4, color="0.55", alpha=0.6,
-               label=f"Pantheon+ ({len(hd['z'])} light curves)")
-    a.plot(hd["curve_z"], hd["curve_mu"], "C3-", lw=1.8, label="model (sky mean)")
-    zs = np.geomspace(hd["z"].min(), hd["z"].max(), 200)
-    mu_ref = 5 * np.log10(likelihood.luminosity_distance_flat_lcdm(zs, om_ref)) + off_ref
-    a.plot(zs, mu_ref, "C0--", lw=1.2, label=f"classical flat-LCDM fit, Omega_m = {om_ref:.3f}")
-    a.set_xscale("log")
-    a.set_ylabel("distance modulus mu (mag)")
-    a.set_title("Hubble diagram (offset marginalised)")
-    a.grid(alpha=0.3)
-    a.legend(fontsize=8)
-    b.plot(hd["z"], hd["residual"], ".", ms=2.5, color="0.45", alpha=0.5)
-    edges = np.geomspace(hd["z"].min(), hd["z"].max() * 1.0001, 13)
-    idx = np.digitize(hd["z"], edges) - 1
-    w = 1.0 / hd["sigma"] ** 2
-    centers, means, errs = [], [], []
-    for k in range(len(edges) - 1):
-        m = idx == k
-        if m.sum() >= 3:
-            centers.append(np.sqrt(edges[k] * edges[k + 1]))
-            means.append(np.sum(w[m] * hd["residual"][m]) / np.sum(w[m]))
-            errs.append(1.0 / math.sqrt(np.sum(w[m])))
-    b.errorbar(centers, means, yerr=errs, fmt="o", color="C3", ms=4, label="binned (weighted mean)")
-    b.axhline(0.0, color="k", lw=0.8)
-    model_at = np.interp(np.log(zs), np.log(hd["curve_z"]), hd["curve_mu"])
-    b.plot(zs, mu_ref - model_at, "C0--", lw=1.2, label="LCDM fit - model (sky mean)")
-    lim = max(0.3, float(np.percentile(np.abs(hd["residual"]), 98)))
-    b.set_ylim(-lim, lim)
-    b.set_xlabel("redshift z_HD")
-    b.set_ylabel("mu_obs - mu_model")
-    b.grid(alpha=0.3)
-    b.legend(fontsize=8)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def plot_residual_sky(problem, params, path: str, hd=None) -> str:
-    plt = _plt()
-    hd = hubble_diagram_data(problem, params) if hd is None else hd
-    d = np.asarray(problem.data.directions, np.float64)
-    ra = np.arctan2(d[:, 1], d[:, 0])  # radians in (-pi, pi]
-    dec = np.arcsin(np.clip(d[:, 2], -1, 1))
-    fig = plt.figure(figsize=(10, 5.5), constrained_layout=True)
-    ax = fig.add_subplot(111, projection="mollweide")
-    lim = float(np.percentile(np.abs(hd["residual"]), 95))
-    sc = ax.scatter(-ra, dec, c=hd["residual"], s=6, cmap="RdBu_r", vmin=-lim, vmax=lim)
-    ax.set_xticklabels([f"{int(v)}°" for v in (150, 120, 90, 60, 30, 0, 330, 300, 270, 240, 210)], fontsize=7)
-    ax.grid(alpha=0.3)
-    ax.set_title("Hubble residuals mu_obs - mu_model on the sky (equatorial, RA increasing to the left)", fontsize=9)
-    fig.colorbar(sc, ax=ax, orientation="horizontal", shrink=0.6, pad=0.06, label="residual (mag)")
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

@@ -54,6 +54,8 @@ METRICS = ("general", "synchronous", "flrw")
 ENERGY_CONDITIONS = ("weak", "ricci", "none")
 EINSTEIN_FORMS = ("constraint", "objective")
 BACKGROUNDS = ("matter", "lcdm", "de_sitter")
+REDSHIFTS = ("zHD", "zCMB")
+OBSERVER_VELOCITIES = ("fixed", "trainable")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +109,11 @@ class CosmologyConfig:
     homogeneity_tolerance: float = 0.1  # |D rho| / (rho H) <= this in the CMB window (cosmology.priors)
     cmb_priors: bool = True
     # --- supernovae
-    z_min: float = 0.01
+    z_min: float = 0.01  # keep z > z_min; 0.023 (cosmology.data.HUBBLE_FLOW_Z_MIN): the Hubble flow only
+    redshift: str = "zHD"  # the table's redshift the rays are traced to: "zHD" (peculiar-velocity
+    #                        corrected, CMB frame) or "zCMB" (CMB frame, uncorrected)
+    observer_velocity: str = "fixed"  # "fixed": the comoving observer; "trainable": params["observer_velocity"],
+    #                                   beta (3,) relative to it in units of c (cosmology.supernovae.moving_observer)
     n_directions: int = 32  # rays on a Fibonacci sky grid
     sky_degree: int = 2  # polynomial degree of the sky fit (spherical harmonics ell <= this)
     n_redshift_nodes: int = 24
@@ -174,6 +180,13 @@ class CosmologyConfig:
         if self.metric == "flrw" and (self.cmb_priors or self.energy_condition != "none"):
             raise ValueError("metric 'flrw' is homogeneous and isotropic: use cmb_priors=False and "
                              "energy_condition='none' (its constraints hold trivially)")
+        _check_choice("redshift", self.redshift, REDSHIFTS)
+        _check_choice("observer_velocity", self.observer_velocity, OBSERVER_VELOCITIES)
+        if self.observer_velocity == "trainable" and self.sky_degree < 1:
+            raise ValueError("observer_velocity='trainable' needs sky_degree >= 1 (and n_directions >= 4): a "
+                             "moving observer sees a dipole in d_L, which a sky fit of degree 0 cannot hold")
+        if isinstance(self.z_min, bool) or not isinstance(self.z_min, (int, float)) or not self.z_min >= 0:
+            raise ValueError(f"z_min must be a number >= 0, got {self.z_min!r}")
         z0, z1 = self.cmb_redshifts
         if not 0 < z0 < z1:
             raise ValueError(f"cmb_redshifts must satisfy 0 < z0 < z1, got {self.cmb_redshifts}")

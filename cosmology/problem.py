@@ -45,6 +45,7 @@ only), "omega_lambda": Omega_Lambda}`` (the last only when Lambda is on).
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any, Callable, Optional
 
 import jax
@@ -52,7 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cosmology import collocation, energy, kinematics, matter, raytrace, supernovae
-from cosmology.conventions import OBSERVER
+from cosmology.conventions import C_KM_S, OBSERVER
 from cosmology.geometry import curvature_from_jet, metric_jet
 from cosmology.metric import Background, FLRWMetric, GeneralMetric, SynchronousMetric, bind, init_params
 from cosmology.collocation import _ball, domain  # noqa: F401  (domain: re-exported)
@@ -78,6 +79,7 @@ class CosmologyProblem:
     data_info: dict
     plan: Any  # raytrace.RayPlan: the one ray of an isotropic metric, else the sky grid's (for the plots)
     name: str = "lumpy"
+    host: Any = None  # cosmology.covariance.HostWhitening: the data's float64 whitening (summaries, plots)
 
     # --- parameters and the metric
 
@@ -88,6 +90,8 @@ class CosmologyProblem:
             params["omega_m"] = jnp.asarray(matter.unbounded(cfg.omega_m_init, *cfg.omega_m_bounds), jnp.float32)
         if cfg.cosmological_constant:
             params["omega_lambda"] = jnp.asarray(cfg.omega_lambda_init, jnp.float32)
+        if cfg.observer_velocity == "trainable":  # beta relative to the comoving observer, units of c
+            params["observer_velocity"] = jnp.zeros(3, jnp.float32)
         return params
 
     def metric_fn(self, params) -> Callable:
@@ -163,17 +167,37 @@ class CosmologyProblem:
         metric_fn = self.metric_fn(params) if metric_fn is None else metric_fn
         options = raytrace.RayOptions(max_steps=self.cfg.max_ray_steps)
         observer = jnp.asarray(OBSERVER)
+        velocity = self.observer_velocity(params, metric_fn)
         if self.isotropic:
             return raytrace.luminosity_distance_by_ray(metric_fn, observer, self.plan, options=options)
         rays = self.data.ray_directions if rays is None else rays
         nodes = raytrace.luminosity_distance_along_rays(metric_fn, observer, rays, self.data.z_nodes,
-                                                        options=options)
+                                                        options=options, observer_velocity=velocity)
         return supernovae.supernova_distances(nodes, self.data)
+
+    def observer_velocity(self, params, metric_fn=None):
+        """The observer's 4-velocity u^a (4,) for the tracer's ``observer_velocity``: None (the comoving
+        observer) unless ``observer_velocity="trainable"``, then :func:`supernovae.moving_observer`
+        with beta = params["observer_velocity"] (3,)."""
+        if "observer_velocity" not in params:
+            return None
+        metric_fn = self.metric_fn(params) if metric_fn is None else metric_fn
+        return supernovae.moving_observer(metric_fn, jnp.asarray(OBSERVER), params["observer_velocity"])
 
     @property
     def isotropic(self) -> bool:
-        """One exact ray serves every supernova (an FLRW metric)."""
-        return self.cfg.metric == "flrw"
+        """One exact ray serves every supernova (an FLRW metric seen by its comoving observer)."""
+        return self.cfg.metric == "flrw" and self.cfg.observer_velocity == "fixed"
+
+    @property
+    def host_whitening(self):
+        """The data's whitening in float64 (:class:`cosmology.covariance.HostWhitening`), as factored on
+        the host; rebuilt from the cast factor for a problem made without it."""
+        if self.host is not None:
+            return self.host
+        from cosmology import covariance
+
+        return covariance.from_factor(self.data.whitening.mu_obs, self.data.whitening.factor)
 
     # --- the terms
 
@@ -214,6 +238,9 @@ class CosmologyProblem:
         out = {"omega_m": self.omega_m(params)}
         if self.cfg.cosmological_constant:
             out["omega_lambda"] = self.omega_lambda(params)
+        if "observer_velocity" in params:  # beta c in km/s on the comoving observer's frame axes
+            for axis, v in zip("xyz", params["observer_velocity"] * C_KM_S):
+                out[f"observer_v{axis}_km_s"] = v
         return out
 
     def evaluate(self, params) -> dict:
@@ -241,8 +268,12 @@ class CosmologyProblem:
 
     @property
     def dof(self) -> int:
-        """Supernovae minus the fitted constants: the offset, Omega_m and (when on) Lambda."""
-        return int(self.data.z.shape[0]) - 2 - int(self.cfg.cosmological_constant)
+        """N - p: N rows (light curves, duplicates of one supernova each counted: not
+        ``data_info["n_unique"]``) minus the fitted constants p: the offset, Omega_m, Lambda (when
+        on) and the 3 components of a trainable observer velocity. Why N and not the number of
+        supernovae: :mod:`cosmology.likelihood`, "Degrees of freedom"."""
+        velocity = 3 if self.cfg.observer_velocity == "trainable" else 0
+        return int(self.data.z.shape[0]) - 2 - int(self.cfg.cosmological_constant) - velocity
 
     def config(self) -> dict:
         """The full configuration (preset fields, windows in code units, data), for config.json."""
@@ -380,34 +411,39 @@ def _model(cfg: CosmologyConfig, background: Background):
 
 def build(cfg: CosmologyConfig, *, data_path=None, covariance=None, mu_obs=None, name: str = "lumpy") -> CosmologyProblem:
     """The problem for ``cfg``; the Pantheon+ table is found as in :func:`cosmology.data.load_pantheon_plus`
-    (``data_path``, else $PINNOPT_DATA_DIR, else the cache). ``mu_obs`` replaces the observed
-    moduli (mock data)."""
-    import warnings
+    (``data_path``, else $PINNOPT_DATA_DIR, else the cache). ``covariance``: the release's
+    STAT+SYS ``.cov`` path or an array over all rows of the table (None: the diagonal errors,
+    warned once per process and recorded in config.json). ``mu_obs`` replaces the observed
+    moduli (mock data). The covariance is factored once, in float64 (``problem.host``), and cast."""
+    from cosmology import likelihood
+    from cosmology.data import load_pantheon_plus
 
-    from cosmology.data import DiagonalCovarianceWarning, load_pantheon_plus
-
-    with warnings.catch_warnings():
-        if covariance is None:  # stated once in config.json ("covariance": "diagonal") instead
-            warnings.simplefilter("ignore", DiagonalCovarianceWarning)
-        sample = load_pantheon_plus(data_path, covariance=covariance, z_min=cfg.z_min)
+    sample = load_pantheon_plus(data_path, covariance=covariance, z_min=cfg.z_min, redshift=cfg.redshift)
     background = Background(cfg.background, cfg.background_omega_m)
-    windows = domain(cfg, background, float(np.max(sample.z_hd)))
+    windows = domain(cfg, background, float(np.max(sample.z)))
+    host = likelihood.host_whitening(sample)
+    if mu_obs is not None:
+        host = host._replace(mu_obs=np.asarray(mu_obs, np.float64))
     data = supernovae.make_supernova_data(sample, n_directions=cfg.n_directions, sky_degree=cfg.sky_degree,
-                                          n_redshift_nodes=cfg.n_redshift_nodes, mu_obs=mu_obs)
+                                          n_redshift_nodes=cfg.n_redshift_nodes, mu_obs=mu_obs, host=host)
     rng = np.random.default_rng(2024)
     n_eval = 64
     t_eval = rng.uniform(*windows["cmb"], size=n_eval)
     u = rng.normal(size=(n_eval, 3))
     u = u / np.linalg.norm(u, axis=1, keepdims=True) * windows["radius"] * rng.uniform(size=(n_eval, 1)) ** (1 / 3)
     eval_points = np.concatenate([t_eval[:, None], u], axis=1).astype(np.float32)
+    if sample.cov is None:
+        cov_info = "diagonal (MU_SH0ES_ERR_DIAG; plots only, pass covariance=PATH to fit)"
+    else:
+        cov_info = str(covariance) if isinstance(covariance, (str, os.PathLike)) else f"array {sample.cov.shape}"
     info = {"source": sample.source, "cuts": str(sample.report), "n": sample.n,
-            "covariance": "diagonal (MU_SH0ES_ERR_DIAG)" if sample.cov is None else str(covariance),
+            "n_unique": sample.report.n_unique, "redshift": sample.redshift, "covariance": cov_info,
             "mock": mu_obs is not None}
-    if cfg.metric == "flrw":
+    if cfg.metric == "flrw" and cfg.observer_velocity == "fixed":  # CosmologyProblem.isotropic
         plan = supernovae.isotropic_plan(np.asarray(data.z, np.float64))
     else:
         plan = supernovae.grid_plan(np.asarray(data.ray_directions, np.float64), np.asarray(data.z_nodes, np.float64))
-    return CosmologyProblem(cfg, _model(cfg, background), data, windows, eval_points, info, plan, name)
+    return CosmologyProblem(cfg, _model(cfg, background), data, windows, eval_points, info, plan, name, host)
 
 
 def make_lumpy(preset: str = "default", data_path: Optional[str] = None, covariance: Optional[str] = None,

@@ -16,11 +16,17 @@ the distances come from a grid of K rays, each evaluated at M redshift nodes:
    a monopole plus a quadrupole, L = 2); finer structure is smoothed. K = 1 with L = 0 is
    the isotropic case (FLRW): one ray serves every supernova.
 
-The model modulus is mu = 5 log10(d_L (1 + z_hel) / (1 + z_hd)) + const, the heliocentric
+The model modulus is mu = 5 log10(d_L (1 + z_hel) / (1 + z)) + const, the heliocentric
 correction of :func:`cosmology.likelihood.luminosity_distance_flat_lcdm` (rays are traced to
-z_hd, the cosmological redshift, and the flux dimming uses the observed z_hel). The constant,
-the absolute magnitude together with H0, is marginalised (``cosmology.likelihood``), so the
-length unit of d_L does not matter.
+z, the sample's cosmological redshift: zHD by default, or zCMB; the flux dimming uses the
+observed z_hel). The constant, the absolute magnitude together with H0, is marginalised
+(``cosmology.likelihood``), so the length unit of d_L does not matter.
+
+A moving observer (:func:`moving_observer`): u_O = gamma (u_c + beta^i e_i), beta the velocity
+relative to the comoving observer u_c on its orthonormal frame e_i (the frame the supernova
+directions are given in), gamma = (1 - |beta|^2)^-1/2. Every ray starts from u_O's own frame,
+so aberration and the Doppler shift are in the tracer (:mod:`cosmology.raytrace`): in FLRW,
+d_L(n, z) = d_L^FLRW(z_c) / D with D = 1 / (gamma (1 - beta.n)) and 1 + z_c = (1 + z) D.
 """
 from __future__ import annotations
 
@@ -35,6 +41,7 @@ import numpy as np
 from cosmology import likelihood, raytrace
 from cosmology.conventions import C_KM_S
 from cosmology.data import SupernovaSample
+from cosmology.ray_geodesic import comoving_velocity, observer_frame
 
 
 # ----------------------------------------------------------------------------- the sky
@@ -87,9 +94,9 @@ class SupernovaData(NamedTuple):
     """Constant arrays of the supernova term (a pytree; float32 for training)."""
 
     whitening: likelihood.Whitening
-    z: jax.Array  # (N,) z_hd, the redshift rays are traced to
+    z: jax.Array  # (N,) the sample's redshift z (zHD or zCMB), the one rays are traced to
     log_z: jax.Array  # (N,)
-    helio: jax.Array  # (N,) (1 + z_hel) / (1 + z_hd)
+    helio: jax.Array  # (N,) (1 + z_hel) / (1 + z)
     directions: jax.Array  # (N, 3) unit vectors towards the supernovae
     ray_directions: jax.Array  # (K, 3)
     projection: jax.Array  # (N, K) sky fit, see sky_projection
@@ -100,15 +107,16 @@ class SupernovaData(NamedTuple):
 
 def make_supernova_data(sample: SupernovaSample, *, n_directions: int = 1, sky_degree: int = 0,
                         n_redshift_nodes: int = 32, observable: str = "mu",
-                        mu_obs: Optional[np.ndarray] = None, dtype=jnp.float32) -> SupernovaData:
+                        mu_obs: Optional[np.ndarray] = None, dtype=jnp.float32, host=None) -> SupernovaData:
     """The sky grid and the whitened data for ``sample`` (see the module docstring).
 
     ``mu_obs`` replaces the observed moduli (mock data for injection tests) while keeping the
-    sample's errors, redshifts and directions.
+    sample's errors, redshifts and directions. ``host``: the sample's float64 whitening
+    (:func:`cosmology.likelihood.host_whitening`) when already computed; it is cast, not redone.
     """
     if int(n_redshift_nodes) != n_redshift_nodes or n_redshift_nodes < 2:
         raise ValueError(f"n_redshift_nodes must be an integer >= 2, got {n_redshift_nodes!r}")
-    whitening = likelihood.make_whitening(sample, observable=observable, dtype=dtype)
+    whitening = likelihood.make_whitening(sample, observable=observable, dtype=dtype, host=host)
     if mu_obs is not None:
         mu_obs = np.asarray(mu_obs, np.float64)
         if mu_obs.shape != (sample.n,):
@@ -116,7 +124,7 @@ def make_supernova_data(sample: SupernovaSample, *, n_directions: int = 1, sky_d
         whitening = whitening._replace(mu_obs=jnp.asarray(mu_obs, dtype))
     rays = fibonacci_directions(n_directions)
     projection = sky_projection(sample.direction, rays, sky_degree)
-    z = np.asarray(sample.z_hd, np.float64)
+    z = np.asarray(sample.z, np.float64)
     nodes = np.geomspace(z.min() * (1 - 1e-4), z.max() * (1 + 1e-4), int(n_redshift_nodes))
     weights = spline_weights(np.log(nodes), np.log(z))
     return SupernovaData(
@@ -162,9 +170,25 @@ def isotropic_plan(sample_z: np.ndarray) -> raytrace.RayPlan:
 
 
 def ray_grid_distances(metric_fn: Callable, observer: jax.Array, plan: raytrace.RayPlan, shape: tuple,
-                       options: raytrace.RayOptions = raytrace.RayOptions()) -> jax.Array:
-    """d_L on the grid of :func:`grid_plan`, reshaped to ``shape`` = (K, M)."""
-    return raytrace.luminosity_distance_by_ray(metric_fn, observer, plan, options=options).reshape(shape)
+                       options: raytrace.RayOptions = raytrace.RayOptions(), observer_velocity=None) -> jax.Array:
+    """d_L on the grid of :func:`grid_plan`, reshaped to ``shape`` = (K, M); ``observer_velocity``
+    as in :func:`cosmology.raytrace.luminosity_distance` (None: the comoving observer)."""
+    return raytrace.luminosity_distance_by_ray(metric_fn, observer, plan, options=options,
+                                               observer_velocity=observer_velocity).reshape(shape)
+
+
+def moving_observer(metric_fn: Callable, observer: jax.Array, beta: jax.Array) -> jax.Array:
+    """u_O^a (4,) = gamma (u_c + beta^i e_i): the observer moving with velocity ``beta`` (3,) (units
+    of c) relative to the comoving observer u_c, on u_c's orthonormal frame e_i (Gram-Schmidt of
+    the coordinate axes, :func:`cosmology.ray_geodesic.observer_frame`); gamma = (1 - |beta|^2)^-1/2.
+    Pass it as ``observer_velocity`` to the tracer. The tracer builds u_O's own frame the same way
+    (Gram-Schmidt of the axes projected orthogonally to u_O): the pure boost of u_c's frame when
+    beta lies along an axis, otherwise that boost rotated by O(|beta|^2) (~5e-7 rad at 300 km/s)."""
+    g = metric_fn(observer)
+    frame = observer_frame(g, comoving_velocity(g))
+    beta = jnp.asarray(beta, g.dtype)
+    gamma = 1.0 / jnp.sqrt(1.0 - beta @ beta)
+    return gamma * (frame[0] + beta @ frame[1:])
 
 
 def interpolate_redshift(d_nodes: jax.Array, log_z_nodes: jax.Array, log_z: jax.Array,
@@ -214,6 +238,7 @@ __all__ = [
     "model_moduli",
     "grid_plan",
     "isotropic_plan",
+    "moving_observer",
     "ray_grid_distances",
     "sky_polynomials",
     "sky_projection",

@@ -57,7 +57,9 @@ def test_cuts_match_an_independent_count(pantheon_file, z_min, exclude):
 def test_real_sample_fields(real_sample, pantheon_file):
     s = real_sample
     assert s.source == str(pantheon_file) and s.cov is None
-    assert len({len(getattr(s, f)) for f in s._fields if f not in ("cov", "report", "source")}) == 1
+    assert len({len(getattr(s, f)) for f in s._fields
+                if f not in ("cov", "report", "source", "z_cmb", "z_cmb_err", "redshift")}) == 1
+    assert s.redshift == "zHD" and s.z is s.z_hd and s.z_cmb is None  # zCMB is read only when chosen
     np.testing.assert_allclose(np.linalg.norm(s.direction, axis=1), 1.0, atol=1e-12)
     # the unit vector gives back the angles
     np.testing.assert_allclose(np.rad2deg(np.arcsin(s.direction[:, 2])), s.dec, atol=1e-9)
@@ -69,10 +71,23 @@ def test_real_sample_fields(real_sample, pantheon_file):
     assert "light curves kept" in str(s.report)
 
 
-def test_diagonal_fallback_warns(pantheon_file, small_table):
-    with pytest.warns(DiagonalCovarianceWarning, match="plotting only"):
-        load_pantheon_plus(pantheon_file)
+def test_diagonal_fallback_warns_once_per_process_and_names_the_option(pantheon_file, small_table, monkeypatch):
+    from cosmology import covariance
+
+    monkeypatch.setattr(covariance, "_DIAGONAL_WARNED", False)  # as in a fresh process
     path, _, cov = small_table
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # nothing filtered: every warning issued is recorded
+        load_pantheon_plus(pantheon_file)
+        load_pantheon_plus(pantheon_file, z_min=0.02)  # another call, another call site
+        load_pantheon_plus(path, sha256=None)
+    diag = [w for w in caught if issubclass(w.category, DiagonalCovarianceWarning)]
+    assert len(diag) == 1, [str(w.message) for w in diag]
+    message = str(diag[0].message)
+    assert "plotting only" in message and "covariance=PATH" in message
+    assert "-p covariance=PATH" in message and "Pantheon+SH0ES_STAT+SYS.cov" in message
+    # a covariance never warns
+    monkeypatch.setattr(covariance, "_DIAGONAL_WARNED", False)
     with warnings.catch_warnings():
         warnings.simplefilter("error", DiagonalCovarianceWarning)
         load_pantheon_plus(path, covariance=cov, sha256=None)
@@ -282,7 +297,7 @@ def synthetic(n, full, seed=0):
     mu = 5 * np.log10(lk.luminosity_distance_flat_lcdm(z, 0.3)) + 43.0 + rng.normal(0, 0.1, n)
     fields = dict.fromkeys(data.SupernovaSample._fields, np.zeros(n))
     fields.update(z_hd=z, z_hel=z, mu=mu, mu_err=err, m_b_corr=mu - 19.25, m_b_corr_err=err, cov=cov,
-                  report=None, source="synthetic")
+                  report=None, source="synthetic", z_cmb=None, z_cmb_err=None, redshift="zHD")
     return data.SupernovaSample(**fields)
 
 
