@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cosmology import open_background
 from cosmology.metric_parts import Background
 from cosmology.presets import CosmologyConfig
 
@@ -86,7 +87,12 @@ def domain(cfg: CosmologyConfig, background: Background, z_max: float) -> dict:
         raise ValueError(f"the domain must satisfy t_start <= sn_era_start < t_observer, got "
                          f"{start}, {sn_start}, 0 (code units)")
     chi = _comoving_distance(background, t_of(z_max))
-    radius = cfg.spatial_extent * cfg.code_per_unit if cfg.spatial_extent is not None else cfg.extent_margin * chi
+    # an open background's isotropic chart: the coordinate radius of that geodesic distance
+    reach = open_background.coordinate_radius(chi, background.omega_m) if background.kind == "open" else chi
+    radius = cfg.spatial_extent * cfg.code_per_unit if cfg.spatial_extent is not None else cfg.extent_margin * reach
+    if background.curvature < 0 and radius >= 2.0 / math.sqrt(-background.curvature):
+        raise ValueError(f"spatial_extent: the sampled radius {radius:.3g} (code units) reaches the edge of the open "
+                         f"background's isotropic chart, 2 / sqrt(-k) = {2.0 / math.sqrt(-background.curvature):.3g}")
     return {"start": start, "sn_start": sn_start, "cmb": cmb, "radius": radius,
             "background_comoving_distance_code": chi}
 

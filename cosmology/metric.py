@@ -37,7 +37,6 @@ from cosmology.geometry import (
     jet_linear,
     jet_map,
     jet_product,
-    time_jet,
 )
 from cosmology.metric_parts import Background, SineMLP, _check_point, sincos, soft_clip
 
@@ -172,12 +171,13 @@ def general_metric_from_outputs(x: jax.Array, u: jax.Array, background: Backgrou
     u[7:10] -> its off-diagonal (all soft-clipped by ``bounds``); the spatial factor is
     multiplied by the background a(t), so u = 0 gives -dt^2 + a(t)^2 dx^2.
     """
-    return _general_jet(jet_constant(background.scale_factor(x[0])), jet_constant(u), bounds).value
+    return _general_jet(jet_constant(background.spatial_factor(x)), jet_constant(u), bounds).value
 
 
 def synchronous_metric_from_outputs(x: jax.Array, u: jax.Array, background: Background, bounds: Bounds) -> jax.Array:
-    """SynchronousMetric's map: g_00 = -1, g_0i = 0, g_ij = a(t)^2 (delta_ij + h_ij), delta + h = L L^T."""
-    return _synchronous_jet(jet_constant(background.scale_factor(x[0])), jet_constant(u), bounds).value
+    """SynchronousMetric's map: g_00 = -1, g_0i = 0, g_ij = b(x)^2 (delta_ij + h_ij), delta + h = L L^T, with
+    b = ``background.spatial_factor(x)`` (a(t), or a(t) / (1 + k r^2 / 4) for an open background)."""
+    return _synchronous_jet(jet_constant(background.spatial_factor(x)), jet_constant(u), bounds).value
 
 
 class GeneralMetric(nn.Module):
@@ -205,7 +205,7 @@ class GeneralMetric(nn.Module):
     def jet(self, x: jax.Array) -> Jet:
         """g with its first and second coordinate derivatives (see ``SineMLP.jet``)."""
         _check_point(x)
-        return _general_jet(time_jet(self.background.scale_factor, x[0]), self.net.jet(x), self.bounds)
+        return _general_jet(self.background.jet(x), self.net.jet(x), self.bounds)
 
 
 class SynchronousMetric(nn.Module):
@@ -234,7 +234,7 @@ class SynchronousMetric(nn.Module):
     def jet(self, x: jax.Array) -> Jet:
         """g with its first and second coordinate derivatives (see ``SineMLP.jet``)."""
         _check_point(x)
-        return _synchronous_jet(time_jet(self.background.scale_factor, x[0]), self.net.jet(x), self.bounds)
+        return _synchronous_jet(self.background.jet(x), self.net.jet(x), self.bounds)
 
 
 class FLRWMetric(nn.Module):

@@ -14,7 +14,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from cosmology.geometry import DIM, PAIRS, Jet
+from cosmology import open_background
+from cosmology.geometry import DIM, PAIRS, Jet, jet_product, time_jet
 
 # ----------------------------------------------------------------------------- background
 
@@ -30,6 +31,12 @@ class Background:
         t0 = 2/(3 sqrt(OL)) asinh(sqrt(OL/Om)) the age.
       - ``"de_sitter"``: a = exp(t) (no big bang).
       - ``"static"``: a = 1 (Minkowski; H = 0, for tests and flat-space controls).
+      - ``"open"``: dust, Lambda = 0, ``omega_m`` in (0, 1] and curvature k = -(1 - omega_m):
+        the parametric solution (:mod:`cosmology.open_background`), in the isotropic chart, so
+        the spatial metric carries the factor 1 / (1 + k r^2 / 4)^2 (``spatial_factor``). With
+        it the network's zero output is an exact open universe: training need not bend a flat
+        Einstein-de Sitter start into the low-density universe the supernovae prefer against a
+        hard constraint on the field equations (a slow walk along the family of solutions).
     Before the big bang a(t) is not defined (NaN); keep training domains after it.
     """
 
@@ -37,10 +44,41 @@ class Background:
     omega_m: float = 0.3
 
     def __post_init__(self):
-        if self.kind not in ("matter", "lcdm", "de_sitter", "static"):
-            raise ValueError(f"Background kind must be matter, lcdm, de_sitter or static, got {self.kind!r}")
+        if self.kind not in ("matter", "lcdm", "de_sitter", "static", "open"):
+            raise ValueError(f"Background kind must be matter, lcdm, de_sitter, static or open, got {self.kind!r}")
         if self.kind == "lcdm" and not 0.0 < self.omega_m < 1.0:
             raise ValueError(f"Background omega_m must lie in (0, 1) for lcdm, got {self.omega_m}")
+        if self.kind == "open" and not 0.0 < self.omega_m <= 1.0:
+            raise ValueError(f"Background omega_m must lie in (0, 1] for open, got {self.omega_m}")
+
+    @property
+    def curvature(self) -> float:
+        """k of the isotropic chart (H0 = a0 = 1): -(1 - omega_m) for ``open``, else 0."""
+        return -(1.0 - self.omega_m) if self.kind == "open" else 0.0
+
+    def spatial_factor(self, x: jax.Array) -> jax.Array:
+        """a(t) / (1 + k r^2 / 4) at the point x = (t, x, y, z): g_ij = spatial_factor^2 delta_ij."""
+        a = self.scale_factor(x[0])
+        if self.kind != "open":
+            return a
+        return a * open_background.conformal_factor(x[1:] @ x[1:], self.omega_m).astype(a.dtype)
+
+    def jet(self, x: jax.Array) -> Jet:
+        """The coordinate jet of ``spatial_factor`` (first and second derivatives in closed form)."""
+        if self.kind != "open":
+            return time_jet(self.scale_factor, x[0])
+        om = self.omega_m
+        a = self.scale_factor(x[0])
+        time_part = Jet(a, (open_background.expansion_rate(a, om),) + (None,) * (DIM - 1),
+                        (open_background.acceleration(a, om),) + (None,) * (len(PAIRS) - 1))
+        # c = 1 / (1 - q r^2 / 4), q = 1 - Omega_m: d_i c = c^2 q x_i / 2, d_i d_j c = c^2 q delta_ij / 2 + c^3 q^2 x_i x_j / 2
+        q = 1.0 - om
+        y = x[1:]
+        c = open_background.conformal_factor(y @ y, om).astype(a.dtype)
+        first = (None,) + tuple(0.5 * q * c**2 * y[i] for i in range(3))
+        second = tuple(None if 0 in (i, j) else 0.5 * q * c**2 * (i == j) + 0.5 * q**2 * c**3 * y[i - 1] * y[j - 1]
+                       for i, j in PAIRS)
+        return jet_product(time_part, Jet(c, first, second))
 
     @property
     def age(self) -> float:
@@ -50,6 +88,8 @@ class Background:
         if self.kind == "lcdm":
             ol = 1.0 - self.omega_m
             return 2.0 / (3.0 * math.sqrt(ol)) * math.asinh(math.sqrt(ol / self.omega_m))
+        if self.kind == "open":
+            return open_background.age(self.omega_m)
         return math.inf
 
     def scale_factor(self, t: jax.Array) -> jax.Array:
@@ -63,6 +103,8 @@ class Background:
             return amplitude * jnp.sinh(1.5 * math.sqrt(ol) * (t + self.age)) ** (2.0 / 3.0)
         if self.kind == "de_sitter":
             return jnp.exp(t)
+        if self.kind == "open":
+            return open_background.scale_factor(t, self.omega_m, self.age)
         return jnp.ones_like(t)
 
     def hubble_rate(self, t: jax.Array) -> jax.Array:
@@ -75,6 +117,9 @@ class Background:
             return math.sqrt(ol) / jnp.tanh(1.5 * math.sqrt(ol) * (t + self.age))
         if self.kind == "de_sitter":
             return jnp.ones_like(t)
+        if self.kind == "open":
+            a = self.scale_factor(t)
+            return open_background.expansion_rate(a, self.omega_m) / a
         return jnp.zeros_like(t)
 
     def time_at_redshift(self, z: jax.Array) -> jax.Array:
@@ -87,6 +132,8 @@ class Background:
             return 2.0 / (3.0 * math.sqrt(ol)) * jnp.arcsinh(math.sqrt(ol / self.omega_m) * a**1.5) - self.age
         if self.kind == "de_sitter":
             return jnp.log(a)
+        if self.kind == "open":
+            return open_background.time_at_scale_factor(a, self.omega_m, self.age)
         raise ValueError("Background kind 'static' has no redshift-time relation")
 
 
