@@ -53,7 +53,7 @@ from cosmology.conventions import HUBBLE_LENGTH_MPC, REFERENCE_H0
 METRICS = ("general", "synchronous", "flrw")
 ENERGY_CONDITIONS = ("weak", "ricci", "none")
 EINSTEIN_FORMS = ("constraint", "objective")
-BACKGROUNDS = ("matter", "lcdm", "de_sitter")
+BACKGROUNDS = ("matter", "lcdm", "de_sitter", "open")
 REDSHIFTS = ("zHD", "zCMB")
 OBSERVER_VELOCITIES = ("fixed", "trainable")
 
@@ -69,8 +69,9 @@ class CosmologyConfig:
     depth: int = 3
     w0: float = 6.0
     out_scale: float = 1e-2
-    background: str = "matter"  # the FLRW a(t) the network starts from
-    background_omega_m: float = 0.3  # of an "lcdm" background
+    background: str = "matter"  # the FLRW a(t) the network starts from ("open": dust with curvature,
+    #                             an exact Lambda-free solution at zero network output; cosmology.metric_parts)
+    background_omega_m: float = 0.3  # of an "lcdm" or "open" background
     # --- units and domain (in the preset's units; None: derived from the background)
     unit_mpc: float = HUBBLE_LENGTH_MPC
     t_observer: float = 0.0
@@ -159,6 +160,8 @@ class CosmologyConfig:
             raise ValueError("omega_lambda_init needs cosmological_constant=True")
         if self.background == "lcdm" and not 0.0 < self.background_omega_m < 1.0:
             raise ValueError(f"background_omega_m must lie in (0, 1), got {self.background_omega_m}")
+        if self.background == "open" and not 0.0 < self.background_omega_m <= 1.0:
+            raise ValueError(f"background_omega_m must lie in (0, 1] for an open background, got {self.background_omega_m}")
         for name in ("shear_tolerance", "homogeneity_tolerance"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
