@@ -137,7 +137,7 @@ def test_the_graph_sees_imports_inside_functions_and_relative_ones():
     assert "pinnopt.cli.solve" in graph and "cosmology.problem" in graph
     assert "pinnopt.training" in graph["pinnopt.cli.solve"]
     assert "cosmology.plots" in graph["cosmology.problem"]  # imported inside Problem.plot
-    assert "cosmology.conventions" in graph["cosmology.plots"]
+    assert "cosmology.hubble_plots" in graph["cosmology.plots"]
 
 
 def test_no_import_cycles():
