@@ -167,6 +167,7 @@ def test_time_embedding_is_exactly_periodic(arch, x64):
     assert np.max(np.abs(net.apply(params, x + jnp.array([0.5 * period, 0.0])) - y)) > 1e-3
 
 
+@pytest.mark.slow  # ~20 s; periodicity stays tested by default
 def test_time_embedding_float32_and_trainable_period():
     net = nets.make_net("modified_mlp", width=16, depth=2, time_period=2.0, time_trainable=True,
                         periods=((1, 2 * np.pi),))

@@ -40,6 +40,7 @@ def convection():
     return B.run_comparison("convection", configs, steps=6, seeds=[0, 1], chunk=6)
 
 
+@pytest.mark.slow  # the fixture: ~60 s, the comparison engine runs 4 tiny trainings
 def test_convection_table_gives_every_number_with_seed_count_and_spread(convection):
     assert [(r.label, r.seed) for r in convection.records] == [("sum", 0), ("sum", 1), ("spatial+causal", 0),
                                                                 ("spatial+causal", 1)]
@@ -63,6 +64,7 @@ def test_convection_table_gives_every_number_with_seed_count_and_spread(convecti
     assert all(0 <= r.final["causal/min_weight"] <= 1 and "spatial/w_mean" in r.final for r in causal)
 
 
+@pytest.mark.slow  # the same fixture
 def test_convection_min_weight_over_training(convection):
     text = B.format_trace_table(convection, "causal/min_weight", fractions=(0.5, 1.0))
     rows = cells(text)
@@ -73,6 +75,7 @@ def test_convection_min_weight_over_training(convection):
     assert "causal minimum weight over training" in full and "cells: median [min, max] n=seeds" in full
 
 
+@pytest.mark.slow  # ~35 s of training
 def test_pde_toy_branches_are_counted_over_seeds():
     configs = P.pde_toy_configs(select=["al/adam"], **TINY_TOY)
     comp = B.run_comparison("pde_toy", configs, steps=2, seeds=[0, 1], chunk=2)

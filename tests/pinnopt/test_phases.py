@@ -64,6 +64,7 @@ def test_fixed_set_reaches_the_mean_of_its_points():
     np.testing.assert_allclose(np.asarray(res.params), np.asarray(points.mean(axis=0)), atol=1e-5)
 
 
+@pytest.mark.slow  # ~55 s of training
 def test_adam_then_lbfgs_on_a_fixed_set_improves_on_adam():
     problem = load("poisson_1d").make_problem(n_interior=64, width=16, depth=2)
     adam = pinnopt.solve(problem, optimizer="adam", optimizer_kwargs={"learning_rate": 1e-2}, steps=300,

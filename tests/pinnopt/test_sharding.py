@@ -118,6 +118,7 @@ def multi():
     return json.loads(line[len("RESULT "):])
 
 
+@pytest.mark.slow  # the 4-device subprocess: ~70 s alone (the fast sharding checks below stay default)
 @pytest.mark.parametrize("case", ["fit_sine_spatial_al", "convection_causal_al"])
 def test_four_devices_match_one_after_50_steps(multi, case):
     one, four = multi["runs"][case]["one"], multi["runs"][case]["four"]
@@ -126,6 +127,7 @@ def test_four_devices_match_one_after_50_steps(multi, case):
     assert one["loss"][-1] < one["loss"][0]  # it trained: the comparison is not of two idle runs
 
 
+@pytest.mark.slow  # the 4-device subprocess: ~70 s alone (the fast sharding checks below stay default)
 def test_the_compiled_step_splits_the_points(multi):
     hlo = multi["hlo"]
     # FitSine's hidden layer on 32 points: (8, 8) per device, never the whole (32, 8)
@@ -133,6 +135,7 @@ def test_the_compiled_step_splits_the_points(multi):
     assert hlo["all_reduce"] > 0  # the means and the gradient are summed across devices
 
 
+@pytest.mark.slow  # the 4-device subprocess: ~70 s alone (the fast sharding checks below stay default)
 @pytest.mark.parametrize("first,then", [(f"{N_DEVICES}", "None"), ("None", f"{N_DEVICES}")])
 def test_checkpoint_written_with_one_placement_resumes_with_the_other(multi, first, then):
     resumed = multi["resume"][f"{first}->{then}"]
@@ -142,6 +145,7 @@ def test_checkpoint_written_with_one_placement_resumes_with_the_other(multi, fir
     assert_same_run(straight, resumed)
 
 
+@pytest.mark.slow  # the 4-device subprocess: ~70 s alone (the fast sharding checks below stay default)
 def test_devices_given_as_a_list(multi):
     one, listed = multi["runs"]["pde_toy_penalty"]["one"], multi["runs"]["pde_toy_penalty"]["listed"]
     assert listed["placement"] == [1, 3]
@@ -149,6 +153,7 @@ def test_devices_given_as_a_list(multi):
     assert one["loss"][-1] != one["loss"][0]  # it moved (the penalty grows, so the loss need not fall)
 
 
+@pytest.mark.slow  # the 4-device subprocess: ~70 s alone (the fast sharding checks below stay default)
 def test_cli_devices_flag_and_an_uneven_batch(multi):
     cli = multi["cli"]
     assert cli["code"] == 0 and cli["devices"] == N_DEVICES and cli["steps"][-1] == 10

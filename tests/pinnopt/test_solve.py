@@ -48,7 +48,7 @@ def test_al_solves_constrained_quadratic_through_solve():
     assert res.history[-1]["lam/ineq0"] == pytest.approx(2.0, abs=1e-3)
 
 
-@pytest.mark.parametrize("balancer", ["spatial", "homoscedastic"])
+@pytest.mark.parametrize("balancer", [pytest.param("spatial", marks=pytest.mark.slow), "homoscedastic"])  # spatial: ~30 s
 def test_resume_is_bit_for_bit(tmp_path, balancer):
     problem = FitSine()
     kw = dict(optimizer="adam", constraints="al", balancing=balancer, chunk=25, seed=3,
