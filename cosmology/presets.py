@@ -56,6 +56,7 @@ EINSTEIN_FORMS = ("constraint", "objective")
 BACKGROUNDS = ("matter", "lcdm", "de_sitter", "open")
 REDSHIFTS = ("zHD", "zCMB")
 OBSERVER_VELOCITIES = ("fixed", "trainable")
+CMB_RADIATIONS = ("chen2019", "neff")  # cosmology.cmb_distance
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +110,10 @@ class CosmologyConfig:
     shear_tolerance: float = 0.01  # sigma^2 / H^2 <= this in the CMB window
     homogeneity_tolerance: float = 0.1  # |D rho| / (rho H) <= this in the CMB window (cosmology.priors)
     cmb_priors: bool = True
+    cmb_distance_prior: bool = False  # the Planck 2018 (R, l_A) data term "cmb_distance" (cosmology.cmb_distance)
+    cmb_distance_h: float = 0.7  # its observer's H_O / (100 km/s/Mpc): the physical densities of the continuation
+    cmb_distance_radiation: str = "chen2019"  # its radiation: the likelihood's own convention, or "neff"
+    cmb_edge_redshift: Optional[float] = None  # where its FLRW continuation starts (None: the domain's edge)
     # --- supernovae
     z_min: float = 0.01  # keep z > z_min; 0.023 (cosmology.data.HUBBLE_FLOW_Z_MIN): the Hubble flow only
     redshift: str = "zHD"  # the table's redshift the rays are traced to: "zHD" (peculiar-velocity
@@ -193,6 +198,15 @@ class CosmologyConfig:
         z0, z1 = self.cmb_redshifts
         if not 0 < z0 < z1:
             raise ValueError(f"cmb_redshifts must satisfy 0 < z0 < z1, got {self.cmb_redshifts}")
+        if not isinstance(self.cmb_distance_prior, bool):
+            raise ValueError(f"cmb_distance_prior must be True or False, got {self.cmb_distance_prior!r}")
+        _check_choice("cmb_distance_radiation", self.cmb_distance_radiation, CMB_RADIATIONS)
+        if not isinstance(self.cmb_distance_h, (int, float)) or isinstance(self.cmb_distance_h, bool) \
+                or not 0.2 <= self.cmb_distance_h <= 2.0:
+            raise ValueError(f"cmb_distance_h (H_O / 100 km/s/Mpc) must lie in [0.2, 2], got {self.cmb_distance_h!r}")
+        if self.cmb_edge_redshift is not None and (not isinstance(self.cmb_edge_redshift, (int, float))
+                                                   or isinstance(self.cmb_edge_redshift, bool) or not 0 < self.cmb_edge_redshift < 1000):
+            raise ValueError(f"cmb_edge_redshift must lie in (0, 1000) (before last scattering), got {self.cmb_edge_redshift!r}")
 
     @property
     def code_per_unit(self) -> float:
