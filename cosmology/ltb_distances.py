@@ -208,6 +208,7 @@ class GBHFit(NamedTuple):
     success: bool
     nfev: int
     profile: str
+    at_bound: tuple  # names of the parameters that ended on a bound (their errors mean little)
 
 
 def _whitening(mu, errors, covariance, factor) -> likelihood.Whitening:
@@ -291,8 +292,9 @@ def fit_gbh_void(z, mu, *, errors=None, covariance=None, factor=None, z_hel=None
         offset = float(likelihood.best_offset(wh, mu_best))
     fisher = best.jac.T @ best.jac
     errors_ = np.sqrt(np.diag(np.linalg.pinv(fisher))) if np.all(np.isfinite(fisher)) else np.full(len(names), np.nan)
-    return GBHFit(void_of(best.x), dict(zip(names, map(float, errors_))), chi2, offset, z.size,
-                  z.size - len(names) - 1, bool(best.success), int(best.nfev), profile)
+    at_bound = tuple(k for k, v, a, b in zip(names, best.x, lo, hi) if min(v - a, b - v) <= 1e-6 * (b - a))
+    return GBHFit(void_of([float(v) for v in best.x]), dict(zip(names, map(float, errors_))), chi2, offset, z.size,
+                  z.size - len(names) - 1, bool(best.success), int(best.nfev), profile, at_bound)
 
 
 def fit_gbh_void_sample(sample, *, observable: str = "mu", heliocentric: bool = True, **options) -> GBHFit:
