@@ -5,8 +5,8 @@ and of G(q); the parametric (eta) solution of open FLRW and the Mattig relation;
 equations themselves, through the plugin's residual machinery (G_ab = kappa rho u_a u_b with the
 closed-form density); the LTB radial null equations (scipy) for the ray tracer with a central
 observer, and planar null geodesics with their Jacobi fields in the LTB's own (t, r, phi)
-coordinates (scipy) for an off-centre one. The ray tracer's tests compile one float64 solve
-(~50 s), shared through a module fixture, and are marked slow.
+coordinates (scipy) for an off-centre one. The ray tracer's tests share one compiled float64
+solve (~50 s to compile) through a module fixture and are marked slow.
 """
 import math
 
@@ -254,11 +254,13 @@ def tracer():
     return trace
 
 
-SKY = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [-0.6, 0.8, 0], [0.3, -0.4, math.sqrt(0.75)], [0, 0, -1]], float)
-Z = np.array([0.05, 0.3, 0.8, 1.5, 2.3, 2.3])
+# 16 rows, like the off-centre test's 4 directions x 4 redshifts: one compiled solve serves both.
+SKY = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [-0.6, 0.8, 0], [0.3, -0.4, math.sqrt(0.75)], [0, 0, -1],
+                [-1, 0, 0], [0.48, 0.6, -0.64]], float).repeat(2, axis=0)
+Z = np.resize([0.05, 2.3, 0.3, 1.5, 0.8, 2.0, 0.1, 1.1], 16)
 
 
-@pytest.mark.slow  # ~60 s: compiling the float64 ray solve through the LTB metric's jet
+@pytest.mark.slow  # ~50 s: compiling the float64 ray solve through the LTB metric's jet
 def test_the_tracer_matches_the_radial_null_equations_for_a_central_observer(tracer):
     d_l = tracer(VOID, np.zeros(3), SKY, Z)
     np.testing.assert_allclose(d_l, ld.central_light_cone(VOID, Z).luminosity_distance, rtol=1e-6)
@@ -268,7 +270,7 @@ ANGLES = {"away": 0.0, "perpendicular": math.pi / 2, "oblique": 2.5, "towards": 
 OFFSET = 0.05  # 0.1 r0
 
 
-@pytest.mark.slow  # ~40 s more (the planar reference compiles its own derivatives)
+@pytest.mark.slow  # ~10 s after the test above (the planar reference compiles its own derivatives)
 def test_an_off_centre_observer_sees_the_dipole_the_ltb_geodesics_predict(tracer):
     z = np.array([0.05, 0.3, 1.0, 2.3])
     centre = np.array([OFFSET, 0.0, 0.0])  # the outward radial direction at the observer is -x
