@@ -5,8 +5,10 @@ and of G(q); the parametric (eta) solution of open FLRW and the Mattig relation;
 equations themselves, through the plugin's residual machinery (G_ab = kappa rho u_a u_b with the
 closed-form density); the LTB radial null equations (scipy) for the ray tracer with a central
 observer, and planar null geodesics with their Jacobi fields in the LTB's own (t, r, phi)
-coordinates (scipy) for an off-centre one. The ray tracer's tests share one compiled float64
-solve (~50 s to compile) through a module fixture and are marked slow.
+coordinates (scipy) for an off-centre one. Those references share only A(r, t) with the
+Cartesian metric (checked on its own above), not its chart, jet, Christoffels or Jacobi map. The
+ray tracer's tests share one compiled float64 solve (~50 s to compile) through a module
+fixture and are marked slow.
 """
 import math
 
