@@ -52,7 +52,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cosmology import collocation, energy, kinematics, matter, raytrace, supernovae
+from cosmology import cmb_distance, collocation, energy, kinematics, matter, raytrace, supernovae
 from cosmology.conventions import C_KM_S, OBSERVER
 from cosmology.geometry import curvature_from_jet, metric_jet
 from cosmology.metric import Background, FLRWMetric, GeneralMetric, SynchronousMetric, bind, init_params
@@ -215,6 +215,8 @@ class CosmologyProblem:
             e = self.early_fields(params, batch["cmb"], metric_fn, src)
             for name in ("expansion", "shear", "homogeneity"):
                 terms[f"cmb_{name}"] = Constraint(e[name], "ineq", coords=batch["cmb"])
+        if cfg.cmb_distance_prior:  # Planck 2018 (R, l_A): loss chi^2_CMB / N_SN (cosmology.cmb_distance)
+            terms["cmb_distance"] = cmb_distance.objective(self, metric_fn, src)
         return terms
 
     def _pointwise(self, params, batch) -> dict:
@@ -264,6 +266,8 @@ class CosmologyProblem:
             e = self.early_fields(params, jnp.asarray(self.eval_points), metric_fn, src)
             out["early_min_hubble_rate"] = jnp.min(e["hubble_rates"])
             out["early_max_shear_ratio"] = jnp.max(e["shear"]) + self.cfg.shear_tolerance
+        if self.cfg.cmb_distance_prior:
+            out.update(cmb_distance.evaluate(self, metric_fn, src))
         return out
 
     @property
@@ -317,6 +321,8 @@ class CosmologyProblem:
             out["early_min_hubble_rate"] = ev["early_min_hubble_rate"]
             out["expands_in_past_window"] = bool(ev["early_min_hubble_rate"] > 0)
             out["early_max_shear_ratio"] = ev["early_max_shear_ratio"]
+        if self.cfg.cmb_distance_prior:
+            out["cmb_distance_prior"] = cmb_distance.summary_section(self, ev)
         if audit:
             from cosmology import audit_summary
 
@@ -421,6 +427,8 @@ def build(cfg: CosmologyConfig, *, data_path=None, covariance=None, mu_obs=None,
     sample = load_pantheon_plus(data_path, covariance=covariance, z_min=cfg.z_min, redshift=cfg.redshift)
     background = Background(cfg.background, cfg.background_omega_m)
     windows = domain(cfg, background, float(np.max(sample.z)))
+    if cfg.cmb_distance_prior:  # where the rays of the CMB distance prior end (cosmology.cmb_distance)
+        windows["cmb_edge_redshift"] = cmb_distance.edge_redshift(background, windows, cfg.cmb_edge_redshift)
     host = likelihood.host_whitening(sample)
     if mu_obs is not None:
         host = host._replace(mu_obs=np.asarray(mu_obs, np.float64))
