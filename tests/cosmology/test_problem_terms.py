@@ -11,7 +11,7 @@ from cosmology.problem import make_lumpy
 from pinnopt.terms import Constraint, Objective
 
 TINY = dict(width=8, depth=1, n_points=24, n_cmb=6, n_directions=4, sky_degree=1, n_redshift_nodes=12,
-            max_ray_steps=48)
+            max_ray_steps=48, background="matter")  # Einstein-de Sitter (the presets start from open FLRW)
 
 
 def zero_output(params):
