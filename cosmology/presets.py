@@ -11,7 +11,14 @@ overridden from the CLI (``pinnopt solve lumpy --preset quick -p n_points=400``)
   Omega_m is the observer's local value, derived, not fitted), collocation covering the past
   light cone out to the farthest supernova and back to z = 50, early-time CMB priors at z in
   [20, 50] (inside that domain; scalars of the dust: :mod:`cosmology.priors`), the augmented
-  Lagrangian for the constraints, Adam, and the ``sum`` balancer (below).
+  Lagrangian for the constraints, Adam, and the ``sum`` balancer (below). The network starts
+  from an exact open dust universe with Omega_m = 0.3 (``background="open"``, the matter
+  density other probes measure; ``-p background_omega_m=...`` changes it, ``-p
+  background=matter`` restores Einstein-de Sitter): its zero output solves the field equations,
+  so the hard constraint holds from step 0 and training explores inhomogeneity around a
+  Lambda-free universe, starting with a penalty mu = 1e3 on the Einstein residual that the
+  adaptive schedule raises (x10) whenever the residual stops falling (quick: mu = 1e4 fixed
+  in practice, 600 steps).
 - ``blog``: faithful to the seeds' last setup: the ten-component metric, the proxy R >= 0,
   t in [-3.9, 1] with the observer at t = 1 and one length unit of 1000 Mpc, the 800/200
   split, the CMB window t in [-4, -3.9], Omega_m starting at 0.3, the spatial balancer on the
