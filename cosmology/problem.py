@@ -412,7 +412,8 @@ def _model(cfg: CosmologyConfig, background: Background):
         bounds = (1.0 - cfg.omega_m_bounds[1], 1.0 - cfg.omega_m_bounds[0])
         return FLRWMetric(cfg.width, cfg.depth, cfg.w0, cfg.out_scale, background, omega_k_bounds=bounds,
                           omega_k_init=cfg.omega_k_init)
-    return FLRWMetric(cfg.width, cfg.depth, cfg.w0, cfg.out_scale, background)
+    # an open background is curved: its isotropic chart carries k = -(1 - Omega_m) (zero otherwise)
+    return FLRWMetric(cfg.width, cfg.depth, cfg.w0, cfg.out_scale, background, curvature=background.curvature)
 
 
 def build(cfg: CosmologyConfig, *, data_path=None, covariance=None, mu_obs=None, name: str = "lumpy") -> CosmologyProblem:
