@@ -340,6 +340,14 @@ class CosmologyProblem:
 
         return final_checks.certificates(self, params)
 
+    def compare(self, run_dirs, **options) -> str:
+        """The model-comparison table of the classical fits and ``run_dirs`` on this problem's table and
+        cuts (``pinnopt compare``): :func:`cosmology.comparison.compare_runs` with ``options``."""
+        from cosmology import comparison
+
+        return comparison.compare_runs(run_dirs, data_path=self.data_info["source"], z_min=self.cfg.z_min,
+                                       redshift=self.cfg.redshift, **options)
+
     def plot(self, params, run_dir: str) -> list:
         """The cosmology figures into ``run_dir/plots`` (see :mod:`cosmology.plots`)."""
         from cosmology import plots

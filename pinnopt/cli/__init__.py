@@ -1,7 +1,7 @@
-"""The ``pinnopt`` command: list, solve, plot, bench.
+"""The ``pinnopt`` command: list, solve, plot, bench, compare.
 
 All of pinnopt's argparse code lives in this package, one module per command (``solve``,
-``plot``, ``bench``), with the ``KEY=VALUE`` options in ``options`` and the end-of-run table
+``plot``, ``bench``, ``compare``), with the ``KEY=VALUE`` options in ``options`` and the end-of-run table
 and figures in ``report``. The library and the experiment engines take plain arguments.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import argparse
 from typing import Optional, Sequence
 
 from pinnopt import balancing, constraints, optimizers, problems
-from pinnopt.cli import bench, plot, solve
+from pinnopt.cli import bench, compare, plot, solve
 from pinnopt.cli.options import parse_assignments
 
 
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("solve", solve, "train a problem; writes a run directory"),
         ("plot", plot, "write PNG figures of a run into RUN_DIR/plots"),
         ("bench", bench, "compare optimizers on a problem over many vmapped runs"),
+        ("compare", compare, "a model-comparison table of finished runs, made by their problem"),
     )
     for name, module, text in commands:
         p = sub.add_parser(name, help=text)
