@@ -318,18 +318,20 @@ def compare_runs(run_dirs: Sequence[str] = (), *, data_path=None, covariance=Non
         rows.append(row)
     for group in seed_groups(list(run_dirs)):
         footer.append(seed_spread(rows, group))
+    points = []
     if profile_grid:
         points = net.retrain_profile(profile_grid, steps=profile_steps, data_path=data_path, covariance=covariance,
                                      run_dirs=run_dirs)
         footer.append("flrw-control profile (retrained at fixed Omega_Lambda = 1 - Om, "
-                      f"{points[0].steps} steps each): " + ", ".join(f"Om {p.omega_m:.3f}: chi2 {p.chi2:.2f}"
-                                                                    for p in points))
+                      f"{points[0].steps} steps each; r: rms Einstein residual, a solution needs r << 1): "
+                      + ", ".join(f"Om {p.omega_m:.3f}: chi2 {p.chi2:.2f} (r {p.residual_rms:.1g})" for p in points))
         iv = interval_from_points([p.omega_m for p in points], [p.chi2 for p in points])
         footer.append(f"  parabola: Om = {iv.best:.4f} [{iv.low:.4f}, {iv.high:.4f}] {iv.note}".rstrip())
     text = format_table(rows, table_header(sample, cov), footer)
     if as_dict:
         return text, {"rows": [dict(r._asdict(), **criteria(r, rows[0].chi2)) for r in rows],
-                      "flat_lcdm_profile": prof._asdict(), "covariance": cov, "n": sample.n}
+                      "flat_lcdm_profile": prof._asdict(), "profile_points": [p._asdict() for p in points],
+                      "covariance": cov, "n": sample.n}
     return text
 
 
