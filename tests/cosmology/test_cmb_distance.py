@@ -128,7 +128,7 @@ def test_sin_k_is_sin_sinh_and_cos_cosh(curvature):
 
 
 CASES = [("lcdm", Background("lcdm", 0.3), 0.7, 4.0, "chen2019"),
-         ("open", Background("open", 0.3), 0.0, 20.0, "chen2019"),
+         pytest.param("open", Background("open", 0.3), 0.0, 20.0, "chen2019", marks=pytest.mark.slow),  # ~30 s
          pytest.param("lcdm-neff", Background("lcdm", 0.3), 0.7, 20.0, "neff", marks=pytest.mark.slow)]
 
 
@@ -149,6 +149,7 @@ def test_exact_flrw_matches_the_whole_flrw_distance(name, background, omega_lamb
     assert float(v["curvature"]) == pytest.approx(-ok, abs=1e-10)
 
 
+@pytest.mark.slow  # ~70 s; the exact-FLRW test against scipy stays in the default run
 def test_planck_like_lcdm_gives_the_planck_values():
     # Flat LCDM at the point where the paper's conventions reproduce its mean (Omega_m = 0.3163, h = 0.6744).
     # Tolerance: the data's own 1 sigma in R and l_A. What moves them: radiation is absent from the metric below
@@ -238,6 +239,7 @@ def check_term(pantheon_dir, **options):
     return problem, ev
 
 
+@pytest.mark.slow  # ~4 min here: the gradient through six network rays to the edge compiles slowly
 def test_the_switch_adds_the_term_and_its_gradient_is_finite(pantheon_dir):
     problem, _ = check_term(pantheon_dir)  # the default lumpy metric (synchronous), six rays to the edge
     assert not problem.isotropic
@@ -247,3 +249,20 @@ def test_the_switch_adds_the_term_and_its_gradient_is_finite(pantheon_dir):
 def test_the_term_of_an_isotropic_problem_traces_one_ray(pantheon_dir):
     problem, _ = check_term(pantheon_dir, **FLRW)  # ~2 min on 2 CPU cores
     assert problem.isotropic
+
+
+def test_the_switch_adds_the_term_to_the_traced_terms(pantheon_dir):
+    """The default run's cheap check of the wiring (traced, not compiled); the value, the loss and the
+    gradient are checked by the slow ``test_the_switch_adds_the_term_and_its_gradient_is_finite``."""
+    from cosmology.problem import make_lumpy
+    from pinnopt.terms import Objective
+
+    on = make_lumpy("quick", data_path=str(pantheon_dir), cmb_distance_prior=True, **TINY)
+    params = on.init(jax.random.PRNGKey(0))
+    batch = on.sample(jax.random.PRNGKey(1), jnp.int32(0))
+    assert 0 < on.windows["cmb_edge_redshift"] <= on.cfg.past_redshift
+    shapes = jax.eval_shape(on.terms, params, batch)
+    assert isinstance(shapes["cmb_distance"], Objective) and shapes["cmb_distance"].loss.shape == (3,)
+    assert {"cmb_R", "cmb_l_A", "chi2_cmb"} <= set(jax.eval_shape(on.evaluate, params))
+    off = make_lumpy("quick", data_path=str(pantheon_dir), **TINY)
+    assert "cmb_distance" not in jax.eval_shape(off.terms, params, batch) and "cmb_distance" not in off.windows

@@ -146,6 +146,7 @@ def test_trainable_observer_velocity_is_a_parameter_and_three_dof(moving):
     assert fixed.observer_velocity == "fixed"
 
 
+@pytest.mark.slow  # ~40 s; the tracer's closed-form aberration test stays default
 def test_the_problem_passes_the_velocity_to_the_rays(moving):
     """problem.distances with beta equals the boosted closed form at the grid's nodes, carried to
     the supernovae by the same interpolation; and the chi^2 has a gradient in beta."""

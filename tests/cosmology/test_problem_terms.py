@@ -47,6 +47,7 @@ def test_terms_have_the_right_kinds_and_shapes(tiny):
         assert np.all(np.isfinite(np.asarray(getattr(t, "loss", None) if isinstance(t, Objective) else t.value)))
 
 
+@pytest.mark.slow  # ~25 s
 def test_the_soft_form_is_an_option_with_the_same_residual(tiny, pantheon_dir):
     problem, params, batch, terms = tiny
     soft = make_lumpy("quick", data_path=str(pantheon_dir), omega_m_init=0.9, einstein="objective", **TINY)
