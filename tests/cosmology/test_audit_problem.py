@@ -16,17 +16,12 @@ import pytest
 
 from cosmology import audit_plots, audit_summary, likelihood
 from cosmology.problem import make_flrw_control, make_lumpy
+from network_helpers import zero_output
 
 pytestmark = pytest.mark.slow
 
 TINY = dict(width=8, depth=1, n_points=24, n_cmb=6, n_directions=4, sky_degree=1, n_redshift_nodes=12,
             max_ray_steps=48)
-
-
-def zero_output(params):
-    def zero(path, leaf):
-        return jnp.zeros_like(leaf) if any("out_" in str(getattr(k, "key", "")) for k in path) else leaf
-    return jax.tree_util.tree_map_with_path(zero, params)
 
 
 def background_problem(pantheon_dir, **overrides):

@@ -17,17 +17,11 @@ import pytest
 from cosmology import final_checks, supernovae
 from cosmology.metric import Background
 from cosmology.problem import make_flrw_control, make_lumpy
+from network_helpers import zero_output
 
 # The quick preset's sky grid (12 directions, degree 2, 16 redshift nodes) on a tiny network.
 SMALL = dict(width=8, depth=1, n_points=24, n_cmb=6, max_ray_steps=64, background="matter")  # EdS (the presets start open)
 SUBSAMPLE = 200  # evenly spaced in redshift order; the time is mostly compilation (~30 s for all 1580)
-
-
-def zero_output(params):
-    """The network's last layer set to zero: u = 0, so g is exactly the background."""
-    def zero(path, leaf):
-        return jnp.zeros_like(leaf) if any("out_" in str(getattr(k, "key", "")) for k in path) else leaf
-    return jax.tree_util.tree_map_with_path(zero, params)
 
 
 def eds_distance(z):

@@ -13,6 +13,7 @@ import pytest
 from cosmology import covariance, data, presets, raytrace, supernovae
 from cosmology import likelihood as lk
 from cosmology.data import DiagonalCovarianceWarning, load_pantheon_plus
+from network_helpers import zero_output
 
 TINY_FLRW = dict(n_points=8, n_redshift_nodes=12, width=8, depth=1)
 
@@ -109,12 +110,6 @@ def test_the_tracer_has_aberration_and_doppler_for_a_moving_observer():
     np.testing.assert_allclose(np.asarray(d), expected, rtol=1e-7)
     np.testing.assert_allclose(np.asarray(rest), lk.luminosity_distance_flat_lcdm(z, 0.3), rtol=1e-7)
     assert np.min(np.abs(np.asarray(d) / np.asarray(rest) - 1)) > 0.05  # the effect is large at beta = 0.3
-
-
-def zero_output(params):
-    def zero(path, leaf):
-        return jnp.zeros_like(leaf) if any("out_" in str(getattr(k, "key", "")) for k in path) else leaf
-    return jax.tree_util.tree_map_with_path(zero, params)
 
 
 @pytest.fixture(scope="module")

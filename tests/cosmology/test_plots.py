@@ -11,12 +11,7 @@ from cosmology import likelihood, plots
 from cosmology.metric import Background, SynchronousMetric
 from cosmology.presets import get_preset
 from cosmology.problem import CosmologyProblem, domain
-
-
-def zero_output(params):
-    def zero(path, leaf):
-        return jnp.zeros_like(leaf) if any("out_" in str(getattr(k, "key", "")) for k in path) else leaf
-    return jax.tree_util.tree_map_with_path(zero, params)
+from network_helpers import zero_output
 
 
 @pytest.fixture(scope="module")

@@ -9,16 +9,10 @@ import pytest
 from cosmology import likelihood
 from cosmology.problem import make_lumpy
 from pinnopt.terms import Constraint, Objective
+from network_helpers import zero_output
 
 TINY = dict(width=8, depth=1, n_points=24, n_cmb=6, n_directions=4, sky_degree=1, n_redshift_nodes=12,
             max_ray_steps=48, background="matter")  # Einstein-de Sitter (the presets start from open FLRW)
-
-
-def zero_output(params):
-    """The network's last layer set to zero: u = 0, so g is exactly the background."""
-    def zero(path, leaf):
-        return jnp.zeros_like(leaf) if any("out_" in str(getattr(k, "key", "")) for k in path) else leaf
-    return jax.tree_util.tree_map_with_path(zero, params)
 
 
 @pytest.fixture(scope="module")
